@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck pytest system-deps postgres bench clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+# pdqhash compiles from source: it needs g++.
+system-deps:
+	@command -v g++ >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq g++; \
+	  else echo "g++ is missing: install it (apt-get install g++)"; exit 1; fi; }
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV) system-deps
+	$(UV) sync --frozen
+	touch $@
+
+postgres:
+	@bash scripts/ensure-postgres.sh || true
+
+lint: $(VENV)/.synced
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.synced
+	$(BIN)/mypy
+
+pytest: $(VENV)/.synced postgres
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+demo: $(VENV)/.synced
+	$(BIN)/python scripts/demo.py
+
+bench: $(VENV)/.synced
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf .venv .tools .clearhouse .pytest_cache .mypy_cache .ruff_cache

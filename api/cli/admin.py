@@ -1,0 +1,60 @@
+"""`clearhouse init|migrate|serve`: set up CLEARHOUSE_HOME, run migrations, start the API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from api.cli.context import console, emit_json, handle_errors, open_registry
+from registry.settings import get_settings
+
+
+@handle_errors
+def init(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Create CLEARHOUSE_HOME: the migrated database, the blob store and local signing keys."""
+    reg = open_registry()
+    reg.store.root.mkdir(parents=True, exist_ok=True)
+    info: dict[str, object] = {
+        "home": str(reg.settings.home.resolve()),
+        "database": reg.engine.url.render_as_string(hide_password=True),
+        "blobs": str(reg.store.root.resolve()),
+    }
+    try:
+        from registry.provenance.keys import ensure_studio_keys
+    except ImportError:  # provenance not installed in this build
+        pass
+    else:
+        keys = ensure_studio_keys(reg.settings.keys_dir)
+        info["keys"] = str(reg.settings.keys_dir.resolve())
+        info["keys_created"] = keys.created
+    if as_json:
+        emit_json(info)
+    else:
+        for k, v in info.items():
+            console.print(f"[bold]{k}[/]: {v}", highlight=False)
+
+
+@handle_errors
+def migrate_cmd() -> None:
+    """Bring the database to the current schema (Alembic upgrade head)."""
+    reg = open_registry()
+    console.print(f"database at head: {reg.engine.url.render_as_string(hide_password=True)}")
+
+
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Start the HTTP API (and console) with uvicorn."""
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(get_settings()), host=host, port=port)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("migrate")(migrate_cmd)
+    app.command("serve")(serve)

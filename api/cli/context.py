@@ -1,0 +1,100 @@
+"""What every CLI command needs: settings, the migrated database, the blob store, output helpers.
+
+Errors the core raises on purpose become one red line on stderr and exit code 1 (or the code the
+command chooses); no traceback for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.catalog import BlobStore
+from registry.db import make_engine, make_session_factory, migrate, session_scope
+from registry.errors import RegistryError
+from registry.settings import Settings, get_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class Registry:
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    store: BlobStore
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.factory) as session:
+            yield session
+
+
+def open_registry(*, migrate_schema: bool = True) -> Registry:
+    """The registry under CLEARHOUSE_HOME, its database brought to the current schema."""
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    if migrate_schema:
+        migrate(url)
+    engine = make_engine(url)
+    return Registry(settings, engine, make_session_factory(engine), BlobStore(settings.blobs_dir))
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn RegistryError into a one-line error and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except RegistryError as exc:
+            fail(exc.message)
+
+    return wrapper
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def progress(*, transient: bool = False) -> Progress:
+    """A Rich progress bar on a terminal; quiet when stderr is not a terminal."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+        disable=not err_console.is_terminal,
+    )

@@ -1,0 +1,66 @@
+"""Request dependencies: the database session (one transaction per request) and the caller's key.
+
+The session commits when the route returns and rolls back when it raises, so a failed request
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from registry.access import ApiKey, Role, authenticate, require_role
+from registry.catalog import BlobStore
+from registry.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_store(request: Request) -> BlobStore:
+    store: BlobStore = request.app.state.store
+    return store
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+StoreDep = Annotated[BlobStore, Depends(get_store)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.headers.get("x-api-key") or request.cookies.get("clearhouse_key")
+
+
+def requires(*roles: Role) -> Callable[[Request, Session], ApiKey]:
+    """A dependency that authenticates the caller and checks its role (admin always passes)."""
+
+    def dependency(request: Request, session: SessionDep) -> ApiKey:
+        key = authenticate(session, _bearer(request))
+        require_role(key, *roles)
+        request.state.api_key = key
+        return key
+
+    return dependency
+
+
+ANY_ROLE = (Role.admin, Role.legal, Role.ml, Role.partner)

@@ -1,0 +1,191 @@
+"""Catalog routes: /v1/rightsholders, /v1/franchises, /v1/assets, /v1/licences."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
+from PIL import Image
+
+from api.deps import SessionDep, SettingsDep, StoreDep, requires
+from api.schemas.catalog import (
+    AssetPage,
+    AssetRead,
+    AssetUpload,
+    FranchiseCreate,
+    FranchiseRead,
+    LicenceCreate,
+    LicenceRead,
+    RightsholderCreate,
+    RightsholderRead,
+)
+from registry import catalog
+from registry.access import ApiKey, Role
+from registry.audit import record
+from registry.errors import MediaTooLarge
+from registry.media import load_image
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+
+Reader = Annotated[ApiKey, Depends(requires(Role.legal, Role.ml))]
+Writer = Annotated[ApiKey, Depends(requires(Role.legal))]
+THUMBNAIL_MAX_PX = 1024
+
+
+@router.get("/rightsholders", response_model=list[RightsholderRead])
+def list_rightsholders(session: SessionDep, _: Reader) -> object:
+    return catalog.list_rightsholders(session)
+
+
+@router.post("/rightsholders", response_model=RightsholderRead, status_code=201)
+def create_rightsholder(body: RightsholderCreate, session: SessionDep, key: Writer) -> object:
+    row = catalog.create_rightsholder(session, name=body.name)
+    record(session, actor=key.name, action="rightsholder.create", subject=f"rightsholder:{row.id}")
+    return row
+
+
+@router.get("/rightsholders/{rightsholder_id}", response_model=RightsholderRead)
+def get_rightsholder(rightsholder_id: int, session: SessionDep, _: Reader) -> object:
+    return catalog.get_rightsholder(session, rightsholder_id)
+
+
+@router.get("/franchises", response_model=list[FranchiseRead])
+def list_franchises(
+    session: SessionDep, _: Reader, rightsholder_id: int | None = None
+) -> object:
+    return catalog.list_franchises(session, rightsholder_id=rightsholder_id)
+
+
+@router.post("/franchises", response_model=FranchiseRead, status_code=201)
+def create_franchise(body: FranchiseCreate, session: SessionDep, key: Writer) -> object:
+    holder = catalog.get_rightsholder(session, body.rightsholder)
+    row = catalog.create_franchise(session, name=body.name, rightsholder=holder)
+    record(session, actor=key.name, action="franchise.create", subject=f"franchise:{row.id}")
+    return row
+
+
+@router.get("/franchises/{franchise_id}", response_model=FranchiseRead)
+def get_franchise(franchise_id: int, session: SessionDep, _: Reader) -> object:
+    return catalog.get_franchise(session, franchise_id)
+
+
+@router.get("/assets", response_model=AssetPage)
+def list_assets(
+    session: SessionDep,
+    _: Reader,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=catalog.service.MAX_PAGE_SIZE)] = 50,
+    franchise_id: int | None = None,
+    rightsholder_id: int | None = None,
+    tag: str | None = None,
+    kind: str | None = None,
+    q: str | None = None,
+) -> object:
+    where = catalog.AssetFilter(franchise_id, rightsholder_id, tag, kind, q)
+    items, total = catalog.list_assets(session, where=where, offset=offset, limit=limit)
+    return {"items": items, "total": total, "offset": offset, "limit": limit}
+
+
+@router.post("/assets", response_model=AssetUpload, status_code=201)
+def upload_asset(
+    response: Response,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    key: Writer,
+    file: Annotated[UploadFile, File(description="the original media file")],
+    rightsholder: Annotated[str, Form(min_length=1)],
+    franchise: Annotated[str | None, Form()] = None,
+    title: Annotated[str | None, Form()] = None,
+    tags: Annotated[str, Form(description="comma-separated")] = "",
+) -> object:
+    data = file.file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise MediaTooLarge(
+            f"{file.filename}: upload is over the limit of {settings.max_upload_bytes} bytes"
+        )
+    holder = catalog.get_rightsholder(session, rightsholder)
+    fr = catalog.get_franchise(session, franchise) if franchise else None
+    asset, created = catalog.register_asset(
+        session,
+        store=store,
+        data=data,
+        name=file.filename or "upload",
+        rightsholder=holder,
+        franchise=fr,
+        title=title,
+        tags=tags.split(","),
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+    )
+    if created:
+        record(session, actor=key.name, action="asset.create", subject=f"asset:{asset.id}")
+    else:
+        response.status_code = status.HTTP_200_OK
+    return {"status": "created" if created else "existing", "asset": asset}
+
+
+@router.get("/assets/{key}", response_model=AssetRead)
+def get_asset(key: str, session: SessionDep, _: Reader) -> object:
+    return catalog.get_asset(session, key)
+
+
+@router.get("/assets/{key}/content")
+def get_asset_content(key: str, session: SessionDep, store: StoreDep, _: Reader) -> Response:
+    asset = catalog.get_asset(session, key)
+    return Response(store.read(asset.sha256), media_type=asset.media_type)
+
+
+@router.get("/assets/{key}/thumbnail")
+def get_asset_thumbnail(
+    key: str,
+    session: SessionDep,
+    store: StoreDep,
+    _: Reader,
+    size: Annotated[int, Query(ge=16, le=THUMBNAIL_MAX_PX)] = 256,
+) -> Response:
+    asset = catalog.get_asset(session, key)
+    if asset.kind != "image":
+        from registry.media import sample_frames
+
+        image = next(iter(sample_frames(str(store.path(asset.sha256)))), None)
+        picture = image.image if image else Image.new("RGB", (size, size))
+    else:
+        picture = load_image(store.path(asset.sha256), draft_size=(size, size))
+    picture.thumbnail((size, size))
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=85)
+    return Response(
+        out.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"}
+    )
+
+
+@router.get("/licences", response_model=list[LicenceRead])
+def list_licences(session: SessionDep, _: Reader, licensee: str | None = None) -> object:
+    return catalog.list_licences(session, licensee=licensee)
+
+
+@router.post("/licences", response_model=LicenceRead, status_code=201)
+def create_licence(body: LicenceCreate, session: SessionDep, key: Writer) -> object:
+    licensor = catalog.get_rightsholder(session, body.licensor)
+    row = catalog.create_licence(
+        session,
+        name=body.name,
+        licensor=licensor,
+        licensee=body.licensee,
+        scope=body.scope,
+        valid_from=body.valid_from,
+        valid_to=body.valid_to,
+        territories=body.territories,
+        model_families=body.model_families,
+        policy_file=body.policy_file,
+        notes=body.notes,
+    )
+    record(session, actor=key.name, action="licence.create", subject=f"licence:{row.id}")
+    return row
+
+
+@router.get("/licences/{licence_id}", response_model=LicenceRead)
+def get_licence(licence_id: int, session: SessionDep, _: Reader) -> object:
+    return catalog.get_licence(session, licence_id)

@@ -1,0 +1,30 @@
+"""API keys: each carries one role; only a hash of the secret is stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from registry.db import Base, UtcDateTime, utcnow
+
+
+class Role(enum.StrEnum):
+    admin = "admin"
+    legal = "legal"
+    ml = "ml"
+    partner = "partner"
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)  # public part, for lookup
+    secret_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the whole key
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)

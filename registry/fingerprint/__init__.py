@@ -1,0 +1,1 @@
+"""Fingerprints: compute, compare and index content signatures."""

@@ -1,0 +1,64 @@
+"""Settings for the whole registry, read once from the environment (prefix CLEARHOUSE_).
+
+Code inside registry/ receives settings values as arguments; only the doors (api/, bench/,
+scripts) call get_settings().
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MEBIBYTE = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLEARHOUSE_", env_file=".env", extra="ignore")
+
+    home: Path = Path(".clearhouse")
+    database_url: str | None = None  # default: SQLite file under home
+    policies_dir: Path = Path("policies")
+    # Largest accepted upload or imported file. 50 MiB holds any still a studio registers.
+    max_upload_bytes: int = Field(default=50 * MEBIBYTE, gt=0)
+    # Pixel limit against decompression bombs: 100 MP is above any camera still in use.
+    max_image_pixels: int = Field(default=100_000_000, gt=0)
+    pdq_match_distance: int = Field(default=31, ge=0, le=256)  # PDQ reference threshold
+    # Roots under which the API may read server-side dataset paths (clearance).
+    allowed_roots: list[Path] = Field(default_factory=list)
+    # C2PA signing: a user's own chain and key; by default keys are made under home/keys.
+    signing_cert: Path | None = None
+    signing_key: Path | None = None
+    trust_anchors: Path | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("CLEARHOUSE_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'clearhouse.db').resolve()}"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+
+@functools.lru_cache
+def get_settings() -> Settings:
+    return Settings()
