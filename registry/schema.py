@@ -7,8 +7,19 @@ added with one import line below.
 from registry import audit
 from registry.access import models as access_models
 from registry.catalog import models as catalog_models
+from registry.clearance import models as clearance_models
 from registry.db import Base
+from registry.fingerprint import models as fingerprint_models
+from registry.policy import models as policy_models
 
 metadata = Base.metadata
 
-__all__ = ["access_models", "audit", "catalog_models", "metadata"]
+__all__ = [
+    "access_models",
+    "audit",
+    "catalog_models",
+    "clearance_models",
+    "fingerprint_models",
+    "metadata",
+    "policy_models",
+]
