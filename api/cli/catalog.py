@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli.context import console, emit_json, fail, handle_errors, open_registry, progress
+from api.cli.context import (
+    console,
+    emit_json,
+    err_console,
+    fail,
+    handle_errors,
+    open_registry,
+    progress,
+)
 from registry import catalog
 from registry.catalog.importer import ImportOptions, ImportResult, expand_paths, import_file
 
@@ -85,7 +93,7 @@ def import_assets(
     else:
         for r in results:
             if r.status == "error":
-                console.print(f"[red]error[/] {r.error}", highlight=False)
+                err_console.print(f"[red]error[/] {r.error}", highlight=False, soft_wrap=True)
         console.print(
             f"imported {len(results)} file(s): [green]{counts['created']} created[/], "
             f"{counts['existing']} existing, [red]{counts['error']} error(s)[/]"
@@ -229,7 +237,9 @@ def create_licence(
     name: str,
     licensor: Annotated[str, typer.Option(help="Rightsholder name.")],
     licensee: Annotated[str, typer.Option(help="Licensee name or '*'.")],
-    franchise: Annotated[list[str] | None, typer.Option(help="Scope: franchise; repeatable.")] = None,
+    franchise: Annotated[
+        list[str] | None, typer.Option(help="Scope: franchise; repeatable.")
+    ] = None,
     valid_from: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
     valid_to: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
     policy_file: Annotated[str | None, typer.Option()] = None,

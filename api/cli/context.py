@@ -64,7 +64,8 @@ def open_registry(*, migrate_schema: bool = True) -> Registry:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # One plain line, never wrapped, so scripts can grep it.
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
     raise typer.Exit(code)
 
 

@@ -41,7 +41,10 @@ def create_api_key(session: Session, *, name: str, role: str) -> tuple[ApiKey, s
 
 
 def authenticate(session: Session, key: str | None) -> ApiKey:
-    """The live key row for `key`. Raises Unauthorized when missing, malformed, unknown or revoked."""
+    """The live key row for `key`.
+
+    Raises Unauthorized when the key is missing, malformed, unknown or revoked.
+    """
     if not key:
         raise Unauthorized("missing API key (send it as 'Authorization: Bearer <key>')")
     parts = key.split("_", 2)

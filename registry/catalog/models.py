@@ -77,7 +77,7 @@ class AssetTag(Base):
 
 
 class Licence(Base):
-    """An agreement between a rightsholder (licensor) and a licensee; its terms live in policies/."""
+    """An agreement between a rightsholder (licensor) and a licensee; terms live in policies/."""
 
     __tablename__ = "licences"
 

@@ -101,7 +101,8 @@ def ensure_franchise(session: Session, *, name: str, rightsholder: Rightsholder)
         return create_franchise(session, name=name, rightsholder=rightsholder)
     if row.rightsholder_id != rightsholder.id:
         raise Conflict(
-            f"franchise {row.name!r} belongs to {row.rightsholder.name!r}, not {rightsholder.name!r}"
+            f"franchise {row.name!r} belongs to {row.rightsholder.name!r}, "
+            f"not {rightsholder.name!r}"
         )
     return row
 
@@ -248,7 +249,9 @@ def create_licence(
     if not licensee.strip():
         raise InvalidInput("licensee must not be empty (use '*' for any licensee)")
     if valid_from and valid_to and valid_to < valid_from:
-        raise InvalidInput(f"licence {name!r}: valid_to {valid_to} is before valid_from {valid_from}")
+        raise InvalidInput(
+            f"licence {name!r}: valid_to {valid_to} is before valid_from {valid_from}"
+        )
     if session.scalar(select(Licence).where(Licence.name == name)) is not None:
         raise AlreadyExists("licence", name)
     row = Licence(

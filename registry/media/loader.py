@@ -43,6 +43,8 @@ VIDEO_MEDIA_TYPES: dict[str, str] = {
     "matroska": "video/x-matroska",
 }
 
+ISOBMFF_IMAGE_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1")
+
 MediaKind = Literal["image", "video"]
 Source = Path | str | bytes
 
@@ -99,6 +101,8 @@ def _sniff_video(stream: BinaryIO) -> str | None:
     head = stream.read(64)
     stream.seek(0)
     if head[4:8] == b"ftyp":
+        if head[8:12] in ISOBMFF_IMAGE_BRANDS:
+            return None  # AVIF/HEIF stills share the MP4 box format
         return "mov" if head[8:10] == b"qt" else "mp4"
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return "webm" if b"webm" in head else "matroska"
