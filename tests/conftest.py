@@ -46,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     conn = _pg_connect()
     _PG_STATE["available"] = conn is not None
     if conn is not None:
-        conn.close()  # type: ignore[attr-defined]
+        conn.close()
     else:
         banner = "!" * 78
         msg = (
@@ -55,10 +55,10 @@ def pytest_configure(config: pytest.Config) -> None:
             f"Run `make test` (it starts PostgreSQL) or set CLEARHOUSE_TEST_PG.\n{banner}\n"
         )
         sys.stderr.write(msg)
-        config._clearhouse_pg_banner = msg  # type: ignore[attr-defined]
+        config._clearhouse_pg_banner = msg
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
     msg = getattr(config, "_clearhouse_pg_banner", None)
     if msg:
         terminalreporter.write_line(msg, red=True, bold=True)
@@ -83,11 +83,11 @@ def pg_template() -> Iterator[str]:
     name = f"ch_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     conn = _pg_connect()
     assert conn is not None
-    conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
+    conn.execute(f'CREATE DATABASE "{name}"')
     migrate(_pg_url(name))
     yield name
-    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
-    conn.close()  # type: ignore[attr-defined]
+    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -102,12 +102,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     name = f"ch_t_{uuid.uuid4().hex[:12]}"
     conn = _pg_connect()
     assert conn is not None
-    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')  # type: ignore[attr-defined]
+    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         yield _pg_url(name)
     finally:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
-        conn.close()  # type: ignore[attr-defined]
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
 
 
 @pytest.fixture
@@ -150,5 +150,5 @@ def clearhouse_env(home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
-    yield env  # type: ignore[misc]
+    yield env
     get_settings.cache_clear()

@@ -24,9 +24,7 @@ def make_rightsholder(session: Session, name: str = "Northwind Games") -> Rights
     return row
 
 
-def make_franchise(
-    session: Session, holder: Rightsholder, name: str = "Skyreach"
-) -> Franchise:
+def make_franchise(session: Session, holder: Rightsholder, name: str = "Skyreach") -> Franchise:
     row = Franchise(name=name, rightsholder=holder)
     session.add(row)
     session.flush()
@@ -38,17 +36,29 @@ def photo_bytes(name: str = "astronaut.png") -> bytes:
 
 
 def make_asset(
-    session: Session, store: BlobStore, *, photo: str = "astronaut.png",
-    holder: Rightsholder | None = None, franchise: Franchise | None = None,
+    session: Session,
+    store: BlobStore,
+    *,
+    photo: str = "astronaut.png",
+    holder: Rightsholder | None = None,
+    franchise: Franchise | None = None,
     tags: tuple[str, ...] = (),
 ) -> Asset:
     holder = holder or make_rightsholder(session)
-    asset, _ = register_asset(session, store=store, data=photo_bytes(photo), name=photo,
-                              rightsholder=holder, franchise=franchise, tags=tags)
+    asset, _ = register_asset(
+        session,
+        store=store,
+        data=photo_bytes(photo),
+        name=photo,
+        rightsholder=holder,
+        franchise=franchise,
+        tags=tags,
+    )
     return asset
 
 
 # --- bad input -----------------------------------------------------------------------------------
+
 
 def truncated_jpeg() -> bytes:
     data = skimage_photo("rocket.jpg").read_bytes()
@@ -64,12 +74,22 @@ def bomb_png(side: int = 12_000) -> bytes:
 
 def header_bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
     """A PNG whose header claims 10 GP: rejected before a single pixel is decoded."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def bmp_image() -> bytes:

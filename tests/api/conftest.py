@@ -31,7 +31,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 def keys(client: TestClient) -> dict[str, dict[str, str]]:
     """Authorization headers per role: keys["legal"] -> {"Authorization": "Bearer ..."}."""
     out = {}
-    with session_scope(client.app.state.session_factory) as session:  # type: ignore[attr-defined]
+    with session_scope(client.app.state.session_factory) as session:
         for role in Role:
             _, plain = create_api_key(session, name=f"test-{role.value}", role=role.value)
             out[role.value] = {"Authorization": f"Bearer {plain}"}

@@ -66,33 +66,38 @@ def test_a_crash_mid_import_leaves_no_orphan_rows_or_blobs(
     with pytest.raises(RuntimeError, match="injected"):
         import_paths(session_factory, store, [folder], options, after_register=explode_on_third)
     after = snapshot(session_factory, store)
-    assert after["rows"]["assets"] == 2  # type: ignore[index]
-    assert len(after["blobs"]) == 2  # type: ignore[arg-type]
+    assert after["rows"]["assets"] == 2
+    assert len(after["blobs"]) == 2
     # Re-running finishes the job with nothing duplicated.
     import_paths(session_factory, store, [folder], options)
     final = snapshot(session_factory, store)
-    assert final["rows"]["assets"] == 4 and len(final["blobs"]) == 4  # type: ignore[index,arg-type]
-    assert before["rows"]["assets"] == 0  # type: ignore[index]
+    assert final["rows"]["assets"] == 4 and len(final["blobs"]) == 4
+    assert before["rows"]["assets"] == 0
 
 
 def test_a_sidecar_gives_titles_franchises_and_tags(
     session_factory: sessionmaker[Session], store: BlobStore, folder: Path
 ) -> None:
     (folder / "meta.csv").write_text(
-        "path,title,franchise,tags\nastronaut.png,Hero portrait,Skyreach,hero;portrait\n")
-    (folder / "meta.json").write_text(json.dumps(
-        [{"path": "sub/coffee.png", "title": "Cafe", "franchise": "Deepwell", "tags": ["prop"]}]))
+        "path,title,franchise,tags\nastronaut.png,Hero portrait,Skyreach,hero;portrait\n"
+    )
+    (folder / "meta.json").write_text(
+        json.dumps(
+            [{"path": "sub/coffee.png", "title": "Cafe", "franchise": "Deepwell", "tags": ["prop"]}]
+        )
+    )
     sidecar = read_sidecar(folder / "meta.csv") | read_sidecar(folder / "meta.json")
     options = ImportOptions(rightsholder="Northwind Games", sidecar=sidecar)
-    results = import_paths(session_factory, store,
-                           [folder / "astronaut.png", folder / "sub" / "coffee.png"], options)
+    results = import_paths(
+        session_factory, store, [folder / "astronaut.png", folder / "sub" / "coffee.png"], options
+    )
     with session_factory() as session:
         assets, _ = list_assets(session)
         by_title = {a.title: a for a in assets}
         assert [r.status for r in results] == ["created", "created"]
         assert by_title["Hero portrait"].tags == ["hero", "portrait"]
-        assert by_title["Hero portrait"].franchise.name == "Skyreach"  # type: ignore[union-attr]
-        assert by_title["Cafe"].franchise.name == "Deepwell"  # type: ignore[union-attr]
+        assert by_title["Hero portrait"].franchise.name == "Skyreach"
+        assert by_title["Cafe"].franchise.name == "Deepwell"
 
 
 def test_a_malformed_sidecar_names_the_problem(tmp_path: Path) -> None:

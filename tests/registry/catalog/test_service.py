@@ -29,10 +29,16 @@ def test_registering_an_asset_stores_its_facts_and_blob(session: Session, store:
 def test_the_same_bytes_twice_return_the_existing_asset(session: Session, store: BlobStore) -> None:
     holder = make_rightsholder(session)
     first, created = catalog.register_asset(
-        session, store=store, data=photo_bytes(), name="a.png", rightsholder=holder)
+        session, store=store, data=photo_bytes(), name="a.png", rightsholder=holder
+    )
     again, created_again = catalog.register_asset(
-        session, store=store, data=photo_bytes(), name="copy.png", rightsholder=holder,
-        tags=["extra"])
+        session,
+        store=store,
+        data=photo_bytes(),
+        name="copy.png",
+        rightsholder=holder,
+        tags=["extra"],
+    )
     assert created and not created_again
     assert again.id == first.id and again.tags == ["extra"]
     assert catalog.list_assets(session)[1] == 1
@@ -89,12 +95,25 @@ def test_names_are_unique_and_franchises_keep_their_owner(session: Session) -> N
 def test_licences_record_scope_and_period(session: Session) -> None:
     holder = make_rightsholder(session)
     licence = catalog.create_licence(
-        session, name="NW-Lumen-2026", licensor=holder, licensee="Lumen AI",
-        scope={"franchises": ["Skyreach"]}, valid_from=dt.date(2026, 1, 1),
-        valid_to=dt.date(2026, 12, 31), territories=["EU"], policy_file="northwind.yaml")
+        session,
+        name="NW-Lumen-2026",
+        licensor=holder,
+        licensee="Lumen AI",
+        scope={"franchises": ["Skyreach"]},
+        valid_from=dt.date(2026, 1, 1),
+        valid_to=dt.date(2026, 12, 31),
+        territories=["EU"],
+        policy_file="northwind.yaml",
+    )
     session.commit()
     assert catalog.get_licence(session, "NW-Lumen-2026").scope == {"franchises": ["Skyreach"]}
     assert [lic.id for lic in catalog.list_licences(session, licensee="Lumen AI")] == [licence.id]
     with pytest.raises(InvalidInput, match="before"):
-        catalog.create_licence(session, name="bad", licensor=holder, licensee="x",
-                               valid_from=dt.date(2026, 2, 1), valid_to=dt.date(2026, 1, 1))
+        catalog.create_licence(
+            session,
+            name="bad",
+            licensor=holder,
+            licensee="x",
+            valid_from=dt.date(2026, 2, 1),
+            valid_to=dt.date(2026, 1, 1),
+        )

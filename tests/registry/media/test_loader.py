@@ -46,7 +46,7 @@ def test_files_over_the_byte_limit_are_refused() -> None:
         probe(photo_bytes(), name="big.png", max_bytes=1000)
 
 
-def test_missing_file_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_file_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(CorruptMedia, match="cannot read file"):
         probe(tmp_path / "nope.jpg")
 
