@@ -69,7 +69,7 @@ def sample_frames(
             previous: np.ndarray | None = None
             for frame in box.decode(vs):
                 t = float(frame.time) if frame.time is not None else 0.0
-                image = frame.to_image()
+                image = frame.to_image()  # type: ignore[no-untyped-call]
                 thumb = _thumb(image)
                 changed = (
                     previous is not None
