@@ -39,7 +39,9 @@ def get_store(request: Request) -> BlobStore:
     return store
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a failed commit is the client's error
+# response, never a 2xx for data that was not stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 
