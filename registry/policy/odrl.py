@@ -24,6 +24,7 @@ CONTEXT: list[Any] = [
     {
         "clearhouse": CLEARHOUSE_NS,
         "dc": "http://purl.org/dc/terms/",
+        "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
         "xsd": "http://www.w3.org/2001/XMLSchema#",
     },
 ]
