@@ -1,1 +1,93 @@
-"""The clearance area."""
+"""Dataset clearance: datasets, jobs, per-item verdicts, reports, legal review, certificates.
+
+    result = clear_dataset(factory, "data/", use="ai_training", licensee="Lumen AI", owner="me",
+                           policies=load_policies(dir), database_url=url, index_dir=home/"index")
+    envelope = issue_certificate(session, get_job(session, result.job_id), private_key=...,
+                                 chain_pem=..., actor="legal")
+    check = verify_certificate(envelope, anchors_pem=..., dataset=open_dataset("data/"))
+"""
+
+from registry.clearance.certificates import (
+    PAYLOAD_TYPE,
+    PREDICATE_TYPE,
+    CertificateCheck,
+    issue_certificate,
+    pae,
+    sign_statement,
+    verify_certificate,
+)
+from registry.clearance.datasets import (
+    Dataset,
+    DatasetItem,
+    compute_dataset_digest,
+    open_dataset,
+    read_item,
+)
+from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Verdict
+from registry.clearance.reports import (
+    REPORT_FORMATS,
+    REPORT_SCHEMA,
+    build_report,
+    comparable,
+    job_dict,
+    render_report,
+    report_digest,
+)
+from registry.clearance.runner import (
+    WorkerConfig,
+    get_job,
+    load_matcher,
+    run_job,
+    submit_job,
+    unfinished_jobs,
+)
+from registry.clearance.service import (
+    Clearance,
+    clear_dataset,
+    exit_code_for,
+    get_item,
+    list_items,
+    list_jobs,
+    resume_job,
+    review_item,
+)
+
+__all__ = [
+    "PAYLOAD_TYPE",
+    "PREDICATE_TYPE",
+    "REPORT_FORMATS",
+    "REPORT_SCHEMA",
+    "CertificateCheck",
+    "Clearance",
+    "ClearanceItem",
+    "ClearanceJob",
+    "Dataset",
+    "DatasetItem",
+    "JobStatus",
+    "Verdict",
+    "WorkerConfig",
+    "build_report",
+    "clear_dataset",
+    "comparable",
+    "compute_dataset_digest",
+    "exit_code_for",
+    "get_item",
+    "get_job",
+    "issue_certificate",
+    "job_dict",
+    "list_items",
+    "list_jobs",
+    "load_matcher",
+    "open_dataset",
+    "pae",
+    "read_item",
+    "render_report",
+    "report_digest",
+    "resume_job",
+    "review_item",
+    "run_job",
+    "sign_statement",
+    "submit_job",
+    "unfinished_jobs",
+    "verify_certificate",
+]

@@ -1,0 +1,498 @@
+"""Datasets an ML team submits, read safely: folders, tar/zip, WebDataset shards, manifests.
+
+`open_dataset(path)` finds what kind of dataset a path is and lists its items in a stable, sorted
+order; `read_item(item)` returns one item's bytes (and sha256) for a worker process. Nothing is ever
+extracted to disk: archive members are read in memory, under the byte limit.
+
+Safety rules (every item that breaks one becomes an `error` item with the reason, never a crash):
+- a folder is walked without following directory symlinks; a file symlink whose target resolves
+  outside the dataset folder is refused ("symlink escapes the dataset");
+- archive members with absolute names or `..` parts are refused (path traversal), and so are link
+  and device members; nothing is read from outside the archive;
+- a manifest's paths are resolved (symlinks included) and must stay inside the manifest's folder or
+  one of the allowed roots; URLs are refused (no network);
+- members are read only up to the byte limit; a larger item is an error, its sha256 still counts in
+  the dataset digest.
+
+Item keys are stable: the path relative to the folder, `member` inside an archive, `shard/member`
+for WebDataset shards, and the path value (plus `#n` for repeats) for manifest rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import re
+import tarfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from registry.errors import InvalidInput, MediaTooLarge
+
+DatasetKind = Literal["folder", "archive", "webdataset", "manifest"]
+LocatorKind = Literal["file", "tar", "zip", "invalid"]
+
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".parquet")
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+# Sidecar members of a WebDataset sample (or of a folder image): metadata, not items.
+SIDECAR_SUFFIXES = (".txt", ".caption", ".json", ".cls")
+CAPTION_SUFFIXES = (".txt", ".caption")
+_BRACE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+READ_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Locator:
+    """Where a worker finds an item's bytes (picklable)."""
+
+    kind: LocatorKind
+    path: str  # the file, or the archive holding the member
+    member: str | None = None
+    offset: int = 0  # uncompressed tar: where the member's data starts
+    size: int | None = None
+    reason: str | None = None  # kind "invalid": why the item cannot be read
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    key: str
+    path: str  # shown in reports
+    locator: Locator
+    item_id: str | None = None
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemBytes:
+    sha256: str | None
+    size: int | None
+    data: bytes | None  # None when the item could not be read (see error)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    uri: str  # resolved path (or shard pattern)
+    kind: DatasetKind
+    options: dict[str, Any] = field(default_factory=dict)
+    allowed_roots: tuple[str, ...] = ()
+
+    def items(self) -> list[DatasetItem]:
+        """Every item, sorted by key (duplicates of a key are impossible)."""
+        if self.kind == "folder":
+            found = list(_folder_items(Path(self.uri)))
+        elif self.kind == "archive":
+            found = list(_archive_items(Path(self.uri), prefix=""))
+        elif self.kind == "webdataset":
+            found = []
+            for shard in _shard_paths(self.uri):
+                found.extend(_archive_items(shard, prefix=f"{shard.name}/"))
+        else:
+            found = list(_manifest_items(Path(self.uri), self.options, self.allowed_roots))
+            return found  # manifest order is the submitter's order; keys are already unique
+        return sorted(found, key=lambda item: item.key)
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def check_allowed(path: Path, allowed_roots: Sequence[Path]) -> Path:
+    """The resolved `path` if it lies under one of `allowed_roots`; InvalidInput otherwise."""
+    resolved = path.resolve()
+    for root in allowed_roots:
+        if _is_within(resolved, root.resolve()):
+            return resolved
+    raise InvalidInput(
+        f"{path}: outside the allowed dataset roots",
+        detail={"path": str(path), "allowed_roots": [str(r) for r in allowed_roots]},
+    )
+
+
+def _shard_paths(pattern: str) -> list[Path]:
+    match = _BRACE.search(pattern)
+    if match is None:
+        root = Path(pattern)
+        if root.is_dir():
+            return sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(".tar"))
+        return [root]
+    first, last = match.group(1), match.group(2)
+    width = len(first)
+    paths = []
+    for number in range(int(first), int(last) + 1):
+        name = pattern[: match.start()] + str(number).zfill(width) + pattern[match.end():]
+        paths.append(Path(name))
+    return paths
+
+
+def open_dataset(
+    path: Path | str,
+    *,
+    allowed_roots: Sequence[Path] | None = None,
+    path_column: str = "path",
+    id_column: str = "id",
+    caption_column: str = "caption",
+) -> Dataset:
+    """Recognise the dataset at `path`.
+
+    `allowed_roots`: when given (the API), the dataset itself must lie under one of them, and so
+    must every path a manifest names; when None (the CLI), a manifest may name files under its
+    own folder.
+    Raises InvalidInput for a missing path, a path outside the allowed roots, or an unknown kind.
+    """
+    text = str(path)
+    roots = tuple(str(r.resolve()) for r in allowed_roots or ())
+    if _BRACE.search(text):
+        shards = _shard_paths(text)
+        for shard in shards:
+            if not shard.is_file():
+                raise InvalidInput(f"{shard}: shard not found")
+            if allowed_roots is not None:
+                check_allowed(shard, allowed_roots)
+        resolved_pattern = str(Path(text).parent.resolve() / Path(text).name)
+        return Dataset(resolved_pattern, "webdataset", {}, roots)
+    source = Path(text)
+    if not source.exists():
+        raise InvalidInput(f"{source}: no such file or folder")
+    if allowed_roots is not None:
+        check_allowed(source, allowed_roots)
+    resolved = source.resolve()
+    name = resolved.name.lower()
+    if resolved.is_dir():
+        files = [p for p in resolved.iterdir() if p.is_file() and not p.name.startswith(".")]
+        if files and all(p.name.lower().endswith(".tar") for p in files):
+            return Dataset(str(resolved), "webdataset", {}, roots)
+        return Dataset(str(resolved), "folder", {}, roots)
+    if name.endswith(MANIFEST_SUFFIXES):
+        options = {"path_column": path_column, "id_column": id_column,
+                   "caption_column": caption_column}
+        return Dataset(str(resolved), "manifest", options, roots)
+    if name.endswith(TAR_SUFFIXES) or name.endswith(".zip"):
+        return Dataset(str(resolved), "archive", {}, roots)
+    raise InvalidInput(
+        f"{source}: not a dataset (expected a folder, a .tar/.zip archive, WebDataset shards or a "
+        f"{'/'.join(MANIFEST_SUFFIXES)} manifest)"
+    )
+
+
+# --- folders ---------------------------------------------------------------------------------
+
+
+def _folder_items(root: Path) -> Iterator[DatasetItem]:
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = Path(dirpath)
+        names = [n for n in filenames if not n.startswith(".")]
+        stems = {n.rsplit(".", 1)[0] for n in names if not n.lower().endswith(SIDECAR_SUFFIXES)}
+        for name in names:
+            lower = name.lower()
+            if lower.endswith(SIDECAR_SUFFIXES) and name.rsplit(".", 1)[0] in stems:
+                continue  # a caption or metadata file next to its image
+            full = here / name
+            key = full.relative_to(root).as_posix()
+            caption = _folder_caption(here, name)
+            if full.is_symlink():
+                target = full.resolve()
+                if not _is_within(target, root):
+                    yield _invalid(key, str(full), "symlink escapes the dataset folder")
+                    continue
+                if not target.is_file():
+                    yield _invalid(key, str(full), "symlink does not point to a file")
+                    continue
+                yield DatasetItem(key, str(full), Locator("file", str(target)), caption=caption)
+                continue
+            if not full.is_file():
+                yield _invalid(key, str(full), "not a regular file")
+                continue
+            yield DatasetItem(key, str(full), Locator("file", str(full)), caption=caption)
+
+
+def _folder_caption(folder: Path, name: str) -> str | None:
+    stem = name.rsplit(".", 1)[0]
+    for suffix in CAPTION_SUFFIXES:
+        sidecar = folder / f"{stem}{suffix}"
+        if sidecar.is_file() and not sidecar.is_symlink():
+            try:
+                return sidecar.read_text(errors="replace")[:2000].strip() or None
+            except OSError:
+                return None
+    return None
+
+
+def _invalid(key: str, path: str, reason: str) -> DatasetItem:
+    return DatasetItem(key, path, Locator("invalid", path, reason=reason))
+
+
+# --- archives (tar, zip, WebDataset shards) ----------------------------------------------------
+
+
+def _unsafe_member_name(name: str) -> str | None:
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "absolute path in archive member (path traversal)"
+    if ".." in pure.parts:
+        return "'..' in archive member name (path traversal)"
+    return None
+
+
+def _sample_key(member: str) -> tuple[str, str]:
+    """WebDataset convention: a sample's key is the member name up to the first dot of its
+    basename; the rest is the extension (`a/b/0001.seg.png` -> (`a/b/0001`, `seg.png`))."""
+    folder, _, base = member.rpartition("/")
+    stem, _, ext = base.partition(".")
+    return (f"{folder}/{stem}" if folder else stem), ext.lower()
+
+
+def _archive_items(path: Path, *, prefix: str) -> Iterator[DatasetItem]:
+    label = str(path)
+    if path.name.lower().endswith(".zip"):
+        yield from _zip_items(path, prefix)
+        return
+    try:
+        archive = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the with below
+    except (tarfile.TarError, OSError) as exc:
+        raise InvalidInput(f"{label}: not a readable tar archive ({exc})") from exc
+    compressed = not path.name.lower().endswith(".tar")
+    with archive:
+        members = archive.getmembers()
+        captions: dict[str, str] = {}
+        for member in members:
+            sample, ext = _sample_key(member.name)
+            if member.isfile() and f".{ext}" in CAPTION_SUFFIXES and member.size <= 64_000:
+                fh = archive.extractfile(member)
+                if fh is not None:
+                    captions[sample] = fh.read().decode("utf-8", "replace").strip()
+        for member in members:
+            key = prefix + member.name
+            shown = f"{label}::{member.name}"
+            if member.isdir():
+                continue
+            _, ext = _sample_key(member.name)
+            if f".{ext}" in SIDECAR_SUFFIXES:
+                continue
+            reason = _unsafe_member_name(member.name)
+            if reason is None and (member.issym() or member.islnk()):
+                reason = "link member in archive is not allowed"
+            elif reason is None and not member.isfile():
+                reason = "special member (device or fifo) in archive is not allowed"
+            if reason is not None:
+                yield _invalid(key, shown, reason)
+                continue
+            sample, _ = _sample_key(member.name)
+            locator = Locator(
+                "tar",
+                str(path),
+                member=member.name,
+                offset=-1 if compressed else member.offset_data,
+                size=member.size,
+            )
+            yield DatasetItem(key, shown, locator, item_id=prefix + sample,
+                              caption=captions.get(sample))
+
+
+def _zip_items(path: Path, prefix: str) -> Iterator[DatasetItem]:
+    label = str(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidInput(f"{label}: not a readable zip archive ({exc})") from exc
+    with archive:
+        infos = archive.infolist()
+        captions: dict[str, str] = {}
+        for info in infos:
+            sample, ext = _sample_key(info.filename)
+            if f".{ext}" in CAPTION_SUFFIXES and info.file_size <= 64_000 and not info.is_dir():
+                with contextlib.suppress(zipfile.BadZipFile, OSError, NotImplementedError,
+                                         RuntimeError):
+                    captions[sample] = archive.read(info).decode("utf-8", "replace").strip()
+        for info in infos:
+            if info.is_dir():
+                continue
+            sample, ext = _sample_key(info.filename)
+            if f".{ext}" in SIDECAR_SUFFIXES:
+                continue
+            key = prefix + info.filename
+            shown = f"{label}::{info.filename}"
+            reason = _unsafe_member_name(info.filename)
+            mode = (info.external_attr >> 16) & 0o170000
+            if reason is None and mode == 0o120000:
+                reason = "link member in archive is not allowed"
+            if reason is not None:
+                yield _invalid(key, shown, reason)
+                continue
+            locator = Locator("zip", str(path), member=info.filename, size=info.file_size)
+            yield DatasetItem(key, shown, locator, item_id=prefix + sample,
+                              caption=captions.get(sample))
+
+
+# --- manifests -----------------------------------------------------------------------------------
+
+
+def _manifest_rows(path: Path) -> Iterator[dict[str, Any]]:
+    name = path.name.lower()
+    try:
+        if name.endswith(".csv"):
+            with open(path, newline="", encoding="utf-8") as fh:
+                yield from csv.DictReader(fh)
+        elif name.endswith(".jsonl"):
+            with open(path, encoding="utf-8") as fh:
+                for number, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise InvalidInput(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+                    if not isinstance(row, dict):
+                        raise InvalidInput(f"{path}:{number}: each line must be a JSON object")
+                    yield row
+        else:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            yield from table.to_pylist()
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidInput(f"{path}: cannot read manifest ({exc})") from exc
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid/ArrowIOError family
+        if type(exc).__module__.startswith("pyarrow"):
+            raise InvalidInput(f"{path}: cannot read Parquet manifest ({exc})") from exc
+        raise
+
+
+def _manifest_items(
+    manifest: Path, options: dict[str, Any], allowed_roots: Sequence[str]
+) -> Iterator[DatasetItem]:
+    path_column = str(options.get("path_column") or "path")
+    id_column = str(options.get("id_column") or "id")
+    caption_column = str(options.get("caption_column") or "caption")
+    roots = [manifest.parent.resolve(), *(Path(r) for r in allowed_roots)]
+    seen: dict[str, int] = {}
+    for number, row in enumerate(_manifest_rows(manifest), start=1):
+        if path_column not in row:
+            raise InvalidInput(
+                f"{manifest}: row {number} has no {path_column!r} column "
+                f"(columns: {', '.join(map(str, row))})"
+            )
+        value = row.get(path_column)
+        raw = "" if value is None else str(value)
+        count = seen.get(raw, 0) + 1
+        seen[raw] = count
+        key = raw if count == 1 else f"{raw}#{count}"
+        item_id = row.get(id_column)
+        caption = row.get(caption_column)
+        extra = {
+            "item_id": None if item_id is None else str(item_id),
+            "caption": None if caption is None else str(caption),
+        }
+        if not raw.strip():
+            yield DatasetItem(key, raw, Locator("invalid", raw, reason="empty path"), **extra)
+            continue
+        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", raw):
+            reason = "remote URLs are not read (no network); give a local path"
+            yield DatasetItem(key, raw, Locator("invalid", raw, reason=reason), **extra)
+            continue
+        candidate = Path(raw)
+        if not candidate.is_absolute():
+            candidate = manifest.parent / candidate
+        resolved = candidate.resolve()
+        if not any(_is_within(resolved, root) for root in roots):
+            reason = "path is outside the manifest's folder and the allowed roots"
+            yield DatasetItem(key, raw, Locator("invalid", raw, reason=reason), **extra)
+            continue
+        yield DatasetItem(key, raw, Locator("file", str(resolved)), **extra)
+
+
+# --- reading one item -----------------------------------------------------------------------
+
+
+def _hash_stream(read: Any, limit: int) -> ItemBytes:
+    digest = hashlib.sha256()
+    chunks: list[bytes] = []
+    size = 0
+    while block := read(READ_CHUNK_BYTES):
+        digest.update(block)
+        size += len(block)
+        if size <= limit:
+            chunks.append(block)
+        else:
+            chunks.clear()
+    if size > limit:
+        error = MediaTooLarge(f"{size} bytes is over the limit of {limit} bytes").message
+        return ItemBytes(digest.hexdigest(), size, None, error)
+    return ItemBytes(digest.hexdigest(), size, b"".join(chunks))
+
+
+_OPEN_TARS: dict[str, tarfile.TarFile] = {}
+
+
+def read_item(item: DatasetItem, *, max_bytes: int) -> ItemBytes:
+    """The item's bytes and sha256. Never raises: a failure is an ItemBytes with `error` set.
+
+    Items over `max_bytes` are hashed (the digest covers them) but not returned.
+    """
+    loc = item.locator
+    try:
+        if loc.kind == "invalid":
+            return ItemBytes(None, None, None, loc.reason or "unreadable item")
+        if loc.kind == "file":
+            with open(loc.path, "rb") as fh:
+                return _hash_stream(fh.read, max_bytes)
+        if loc.kind == "zip":
+            with zipfile.ZipFile(loc.path) as zipped, zipped.open(loc.member or "") as packed:
+                return _hash_stream(packed.read, max_bytes)
+        if loc.offset >= 0:  # uncompressed tar: seek straight to the member's data
+            with open(loc.path, "rb") as fh:
+                fh.seek(loc.offset)
+                remaining = loc.size or 0
+
+                def bounded(n: int) -> bytes:
+                    nonlocal remaining
+                    block = fh.read(min(n, remaining))
+                    remaining -= len(block)
+                    return block
+
+                return _hash_stream(bounded, max_bytes)
+        tar = _OPEN_TARS.get(loc.path)
+        if tar is None:  # compressed tar: keep it open in this process, members indexed once
+            tar = tarfile.open(loc.path, mode="r:*")  # noqa: SIM115 - cached for the process
+            _OPEN_TARS[loc.path] = tar
+        member = tar.extractfile(loc.member or "")
+        if member is None:
+            return ItemBytes(None, None, None, "archive member is not a regular file")
+        with member:
+            return _hash_stream(member.read, max_bytes)
+    except (OSError, KeyError, tarfile.TarError, zipfile.BadZipFile, RuntimeError,
+            NotImplementedError, EOFError) as exc:
+        return ItemBytes(None, None, None, f"cannot read item ({exc})")
+
+
+def item_digest(sha256: str | None, key: str) -> str:
+    """What an item contributes to the dataset digest: its content sha256, or for an item whose
+    bytes could not be read at all, the sha256 of `unreadable:<key>` (so it still counts)."""
+    if sha256:
+        return sha256
+    return hashlib.sha256(f"unreadable:{key}".encode()).hexdigest()
+
+
+def dataset_digest(item_digests: Sequence[str]) -> str:
+    """sha256 over the sorted per-item digests, one hex digest per line (`\\n`-joined)."""
+    return hashlib.sha256("\n".join(sorted(item_digests)).encode()).hexdigest()
+
+
+def compute_dataset_digest(dataset: Dataset, *, max_bytes: int) -> str:
+    """Read every item again and recompute the dataset digest (certificate verification)."""
+    digests = []
+    for item in dataset.items():
+        got = read_item(item, max_bytes=max_bytes)
+        digests.append(item_digest(got.sha256, item.key))
+    return dataset_digest(digests)

@@ -1,0 +1,356 @@
+"""Clearance reports: JSON (with a published JSON Schema), CSV, and a standalone HTML page.
+
+The JSON report is the reference; CSV and HTML are views of it. Its `items` are in the dataset's
+order (`seq`), so two runs over the same dataset (one of them killed and resumed) give the same
+`dataset`, `summary` and `items`; only `job` (ids, timestamps) differs.
+
+`report_digest(report)` is the sha256 of the canonical JSON (sorted keys, no spaces): the value a
+certificate carries.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry.clearance.models import VERDICTS, ClearanceItem, ClearanceJob
+from registry.errors import RegistryError
+
+REPORT_SCHEMA_ID = "https://clearhouse.dev/schemas/clearance-report/v1.json"
+REPORT_FORMATS = ("json", "csv", "html")
+THUMBNAIL_PX = 160
+MAX_HTML_PAIRS = 500  # thumbnails beyond this are left out, so the page stays openable
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def counts_by_verdict(session: Session, job_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(ClearanceItem.verdict, func.count())
+        .where(ClearanceItem.job_id == job_id)
+        .group_by(ClearanceItem.verdict)
+    )
+    counts = dict.fromkeys(VERDICTS, 0)
+    for verdict, count in rows:
+        counts[str(verdict)] = int(count)
+    return counts
+
+
+def job_dict(session: Session, job: ClearanceJob) -> dict[str, Any]:
+    """The job's parameters, status and progress (the `job` part of a report; the API's view)."""
+    return {
+        "id": job.id,
+        "status": job.status,
+        "use": job.use,
+        "licensee": job.licensee,
+        "model": job.model_family,
+        "owner": job.owner,
+        "workers": job.workers,
+        "batch_size": job.batch_size,
+        "total_items": job.total_items,
+        "done_items": job.done_items,
+        "policy_versions": job.policy_versions,
+        "catalog_snapshot": job.catalog_snapshot,
+        "error": job.error,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "certified": job.certificate is not None,
+        "summary": counts_by_verdict(session, job.id),
+    }
+
+
+def _match_dict(match: dict[str, Any]) -> dict[str, Any]:
+    keys = ("asset_id", "asset_sha256", "signal", "distance", "confidence", "region", "time_s",
+            "transform", "decision", "explanation", "rule", "decided_by")
+    return {k: match.get(k) for k in keys}
+
+
+def item_dict(item: ClearanceItem) -> dict[str, Any]:
+    review = None
+    if item.review_decision is not None:
+        review = {"decision": item.review_decision, "by": item.reviewed_by,
+                  "at": _iso(item.reviewed_at), "comment": item.review_comment}
+    return {
+        "item": item.id,
+        "key": item.item_key,
+        "path": item.path,
+        "id": item.item_id,
+        "caption": item.caption,
+        "sha256": item.sha256,
+        "size_bytes": item.size_bytes,
+        "verdict": item.verdict,
+        "machine_verdict": item.machine_verdict,
+        "matches": [_match_dict(m) for m in item.matches],
+        "error": item.error,
+        "review": review,
+    }
+
+
+def build_report(session: Session, job: ClearanceJob) -> dict[str, Any]:
+    items = list(session.scalars(
+        select(ClearanceItem).where(ClearanceItem.job_id == job.id).order_by(ClearanceItem.seq)
+    ))
+    summary = dict.fromkeys(VERDICTS, 0)
+    for item in items:
+        summary[item.verdict] = summary.get(item.verdict, 0) + 1
+    summary_total = {**summary, "total": len(items)}
+    job_data = job_dict(session, job)
+    job_data.pop("summary")
+    return {
+        "$schema": REPORT_SCHEMA_ID,
+        "job": job_data,
+        "dataset": {
+            "uri": job.dataset_uri,
+            "kind": job.dataset_kind,
+            "options": {k: v for k, v in (job.dataset_options or {}).items()
+                        if k != "allowed_roots"},
+            "digest": {"sha256": job.dataset_digest} if job.dataset_digest else None,
+            "items": len(items),
+        },
+        "summary": summary_total,
+        "items": [item_dict(item) for item in items],
+    }
+
+
+def report_digest(report: dict[str, Any]) -> str:
+    canonical = json.dumps(report, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a report that depend only on the dataset, catalog and policies (not on the
+    run): for comparing two runs. Row ids and review timestamps are dropped."""
+    items = []
+    for item in report["items"]:
+        data = {k: v for k, v in item.items() if k not in ("item", "review")}
+        items.append(data)
+    return {"dataset": report["dataset"], "summary": report["summary"], "items": items}
+
+
+CSV_COLUMNS = ("path", "key", "id", "sha256", "verdict", "machine_verdict", "error", "asset_id",
+               "asset_sha256", "signal", "distance", "region", "time_s", "decision", "explanation",
+               "review_decision", "reviewed_by", "review_comment")
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """One row per (item, match); an item without matches has one row with empty match columns."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for item in report["items"]:
+        review = item.get("review") or {}
+        base = {k: item.get(k) for k in ("path", "key", "id", "sha256", "verdict",
+                                          "machine_verdict", "error")}
+        base.update(review_decision=review.get("decision"), reviewed_by=review.get("by"),
+                    review_comment=review.get("comment"))
+        matches = item["matches"] or [{}]
+        for match in matches:
+            row = dict(base)
+            for k in ("asset_id", "asset_sha256", "signal", "distance", "decision",
+                      "explanation", "time_s"):
+                row[k] = match.get(k)
+            region = match.get("region")
+            row["region"] = json.dumps(region) if region is not None else None
+            writer.writerow(row)
+    return out.getvalue()
+
+
+def _data_uri(jpeg: bytes | None) -> str | None:
+    if not jpeg:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+
+
+def _asset_thumbnail(store: Any, sha256: str) -> bytes | None:
+    from registry.media import load_image
+
+    try:
+        path = store.path(sha256)
+        image = load_image(path, name=str(path), draft_size=(THUMBNAIL_PX, THUMBNAIL_PX))
+    except (RegistryError, OSError):
+        return None
+    image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Clearance report: job {{ report.job.id }}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;
+vertical-align:top;text-align:left}th{background:#f4f4f4}
+.clear{color:#176f2c}.blocked{color:#b00020}.review{color:#9a6200}.error{color:#555}
+.pair{display:flex;gap:.5rem;align-items:flex-start}.pair figure{margin:0}
+.pair img{max-width:160px;max-height:160px;border:1px solid #999}
+figcaption{font-size:.75rem;color:#555;max-width:160px;word-break:break-all}
+.summary span{margin-right:1.5rem;font-weight:600}
+</style></head><body>
+<h1>Clearance report: job {{ report.job.id }}</h1>
+<p>Dataset <code>{{ report.dataset.uri }}</code> ({{ report.dataset.kind }},
+{{ report.dataset["items"] }} items){% if report.dataset.digest %}, digest
+<code>sha256:{{ report.dataset.digest.sha256 }}</code>{% endif %}.<br>
+Use <b>{{ report.job.use }}</b> by licensee <b>{{ report.job.licensee }}</b>{% if report.job.model
+%}, model <b>{{ report.job.model }}</b>{% endif %}; status {{ report.job.status }}.</p>
+<p class="summary">{% for v in verdicts %}<span class="{{ v }}">{{ v }}: {{ report.summary[v]
+}}</span>{% endfor %}<span>total: {{ report.summary.total }}</span></p>
+<table><thead><tr><th>#</th><th>item</th><th>verdict</th><th>matches</th></tr></thead><tbody>
+{% for row in rows %}{% set item = row.item %}
+<tr><td>{{ loop.index }}</td>
+<td><code>{{ item.path }}</code><br><small>sha256 {{ (item.sha256 or "-")[:16] }}</small>
+{% if item.error %}<br><span class="error">{{ item.error }}</span>{% endif %}</td>
+<td class="{{ item.verdict }}">{{ item.verdict }}{% if item.review %}<br><small>reviewed
+{{ item.review.decision }} by {{ item.review.by }}: {{ item.review.comment }}</small>{% endif
+%}</td>
+<td>{% for m in row.matches %}<div class="pair">
+{% if m.item_thumb %}<figure><img alt="dataset item" src="{{ m.item_thumb }}">
+<figcaption>dataset item</figcaption></figure>{% endif %}
+{% if m.asset_thumb %}<figure><img alt="catalog asset {{ m.match.asset_id }}"
+src="{{ m.asset_thumb }}"><figcaption>asset {{ m.match.asset_id }}</figcaption></figure>{% endif %}
+<div>asset {{ m.match.asset_id }} by {{ m.match.signal }} (distance {{ m.match.distance }})<br>
+<b class="{{ 'blocked' if m.match.decision == 'denied' else ('clear' if m.match.decision ==
+'allowed' else 'review') }}">{{ m.match.decision }}</b>: {{ m.match.explanation }}</div>
+</div>{% else %}-{% endfor %}</td></tr>
+{% endfor %}</tbody></table>
+</body></html>
+"""
+
+
+def report_html(
+    session: Session, job: ClearanceJob, report: dict[str, Any], *, store: Any | None
+) -> str:
+    """A standalone page: every thumbnail is an inline data: URI (no external file, no network)."""
+    import jinja2
+
+    thumbs = dict(session.execute(
+        select(ClearanceItem.id, ClearanceItem.thumbnail).where(
+            ClearanceItem.job_id == job.id, ClearanceItem.thumbnail.is_not(None))
+    ).tuples().all())
+    asset_thumbs: dict[str, str | None] = {}
+    pairs = 0
+    rows = []
+    for item in report["items"]:
+        matches = []
+        for match in item["matches"]:
+            item_thumb = asset_thumb = None
+            if pairs < MAX_HTML_PAIRS:
+                pairs += 1
+                item_thumb = _data_uri(thumbs.get(item["item"]))
+                sha = match.get("asset_sha256")
+                if store is not None and sha:
+                    if sha not in asset_thumbs:
+                        asset_thumbs[sha] = _data_uri(_asset_thumbnail(store, sha))
+                    asset_thumb = asset_thumbs[sha]
+            matches.append({"match": match, "item_thumb": item_thumb, "asset_thumb": asset_thumb})
+        rows.append({"item": item, "matches": matches})
+    env = jinja2.Environment(autoescape=True)
+    return env.from_string(_HTML).render(report=report, rows=rows, verdicts=VERDICTS)
+
+
+def render_report(
+    session: Session, job: ClearanceJob, fmt: str, *, store: Any | None = None
+) -> tuple[str, str]:
+    """(text, media type) of the report of `job` in `fmt` (json, csv or html)."""
+    from registry.errors import InvalidInput
+
+    report = build_report(session, job)
+    if fmt == "json":
+        return json.dumps(report, indent=2, ensure_ascii=False), "application/json"
+    if fmt == "csv":
+        return report_csv(report), "text/csv"
+    if fmt == "html":
+        return report_html(session, job, report, store=store), "text/html"
+    raise InvalidInput(f"report format {fmt!r} is not one of {', '.join(REPORT_FORMATS)}")
+
+
+_MATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["asset_id", "asset_sha256", "signal", "distance", "decision", "explanation"],
+    "properties": {
+        "asset_id": {"type": "integer"},
+        "asset_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "signal": {"type": "string", "description": "sha256 for an exact copy, else the "
+                   "fingerprint signal (pdq, phash, sift, ...)"},
+        "distance": {"type": ["number", "null"]},
+        "confidence": {"type": ["number", "null"]},
+        "region": {"description": "where in the item the asset was found, if known"},
+        "time_s": {"type": ["number", "null"], "description": "video time code in seconds"},
+        "transform": {"type": ["string", "null"]},
+        "decision": {"enum": ["allowed", "denied", "review"]},
+        "explanation": {"type": ["string", "null"]},
+        "rule": {},
+        "decided_by": {},
+    },
+}
+
+REPORT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": REPORT_SCHEMA_ID,
+    "title": "Clearhouse clearance report",
+    "type": "object",
+    "required": ["job", "dataset", "summary", "items"],
+    "properties": {
+        "$schema": {"type": "string"},
+        "job": {
+            "type": "object",
+            "required": ["id", "status", "use", "licensee", "model"],
+            "properties": {
+                "id": {"type": "integer"},
+                "status": {"enum": ["pending", "running", "finished", "failed"]},
+                "use": {"enum": ["ai_training", "ai_generative_training", "ai_inference",
+                                 "data_mining"]},
+                "licensee": {"type": "string"},
+                "model": {"type": ["string", "null"]},
+                "policy_versions": {"type": "array"},
+                "catalog_snapshot": {"type": "object"},
+            },
+        },
+        "dataset": {
+            "type": "object",
+            "required": ["uri", "kind", "digest", "items"],
+            "properties": {
+                "uri": {"type": "string"},
+                "kind": {"enum": ["folder", "archive", "webdataset", "manifest"]},
+                "digest": {"type": ["object", "null"],
+                           "description": "sha256 over the sorted per-item sha256 digests, "
+                           "newline-joined"},
+                "items": {"type": "integer"},
+            },
+        },
+        "summary": {
+            "type": "object",
+            "required": [*VERDICTS, "total"],
+            "properties": {v: {"type": "integer"} for v in (*VERDICTS, "total")},
+        },
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["path", "sha256", "verdict", "matches", "error"],
+                "properties": {
+                    "path": {"type": "string"},
+                    "key": {"type": "string"},
+                    "id": {"type": ["string", "null"]},
+                    "sha256": {"type": ["string", "null"]},
+                    "verdict": {"enum": list(VERDICTS)},
+                    "machine_verdict": {"enum": list(VERDICTS)},
+                    "matches": {"type": "array", "items": _MATCH_SCHEMA},
+                    "error": {"type": ["string", "null"]},
+                    "review": {"type": ["object", "null"]},
+                },
+            },
+        },
+    },
+}

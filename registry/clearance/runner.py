@@ -1,0 +1,489 @@
+"""Running a clearance job: worker processes match items, the parent decides and commits per batch.
+
+The flow for one batch of items (a list of `(seq, DatasetItem)`):
+1. a worker process reads each item's bytes (datasets.read_item), hashes them, and looks the sha256
+   up in the catalog: an exact duplicate of a catalog file is matched on the spot (signal `sha256`,
+   distance 0) without any fingerprinting;
+2. every other item goes through the fingerprint Matcher (`match_file`, which never raises for bad
+   media: corrupt, bomb or unknown files come back with an error and become `error` items);
+3. the parent process takes the batch's results, asks the policy set for a decision on every
+   matched asset (cached per asset for the job: same asset, licensee, use and model give the same
+   decision), derives each item's verdict, and commits the batch's rows in one transaction.
+
+A job killed at any moment (SIGKILL, power loss) leaves only whole committed batches behind; running
+it again (`resume`) lists the dataset again, skips every key already committed, and the unique
+constraint (job_id, item_key) guarantees no duplicate row even if two runners raced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.catalog.models import Asset
+from registry.clearance.datasets import (
+    Dataset,
+    DatasetItem,
+    dataset_digest,
+    item_digest,
+    read_item,
+)
+from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Verdict
+from registry.db import make_engine, session_scope, utcnow
+from registry.errors import Conflict, InvalidInput, NotFound, RegistryError
+
+THUMBNAIL_PX = 160
+DEFAULT_BATCH_SIZE = 16
+USES = ("ai_training", "ai_generative_training", "ai_inference", "data_mining")
+EXACT_SIGNAL = "sha256"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker process needs besides the matcher (picklable)."""
+
+    database_url: str
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 100_000_000
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """A worker's finding for one item, before any policy decision."""
+
+    seq: int
+    key: str
+    path: str
+    item_id: str | None
+    caption: str | None
+    sha256: str | None
+    size: int | None
+    matches: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    thumbnail: bytes | None = None
+
+
+# --- worker side -----------------------------------------------------------------------------
+
+_STATE: dict[str, Any] = {}
+
+
+def _worker_init(config: WorkerConfig, matcher: Any | None, quiet_threads: bool = False) -> None:
+    """Set up this process: its own engine (never a connection inherited from the parent) and the
+    matcher (a registry.fingerprint Matcher, reloaded from the index on disk when unpickled; None
+    for exact sha256 matches only)."""
+    if quiet_threads:  # one process per core: keep each one single-threaded
+        import cv2
+        import faiss
+
+        cv2.setNumThreads(1)
+        faiss.omp_set_num_threads(1)
+    old = _STATE.get("engine")
+    if old is not None:
+        old.dispose()
+    _STATE.clear()
+    _STATE["config"] = config
+    _STATE["engine"] = make_engine(config.database_url)
+    _STATE["matcher"] = matcher
+
+
+def load_matcher(session: Session, *, index_dir: Path, max_distance: int) -> Any:
+    """The fingerprint Matcher over a fresh index (rebuilt here if the catalog changed)."""
+    from registry.fingerprint import Matcher
+
+    return Matcher.load(session, index_dir=index_dir, max_distance=max_distance)
+
+
+def _thumbnail(data: bytes, name: str, config: WorkerConfig) -> bytes | None:
+    from registry.media import load_image
+
+    try:
+        image = load_image(data, name=name, max_bytes=config.max_bytes,
+                           max_pixels=config.max_pixels, draft_size=(THUMBNAIL_PX, THUMBNAIL_PX))
+    except RegistryError:
+        return None  # a video or unreadable: the report shows no thumbnail
+    image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+def _probe_error(data: bytes, name: str, config: WorkerConfig) -> str | None:
+    from registry.media import probe
+
+    try:
+        probe(data, name=name, max_bytes=config.max_bytes, max_pixels=config.max_pixels)
+    except RegistryError as exc:
+        return exc.message
+    return None
+
+
+def _best_per_asset(matches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the first (best) match of each asset, in the matcher's order."""
+    seen: set[int] = set()
+    kept = []
+    for match in matches:
+        asset_id = int(match["asset_id"])
+        if asset_id not in seen:
+            seen.add(asset_id)
+            kept.append(match)
+    return kept
+
+
+def process_batch(batch: Sequence[tuple[int, DatasetItem]]) -> list[ItemOutcome]:
+    """Read, hash and match one batch of items (in a worker process set up by _worker_init);
+    never raises for an item's content."""
+    config: WorkerConfig = _STATE["config"]
+    engine: Engine = _STATE["engine"]
+    matcher = _STATE["matcher"]
+    read = [(seq, item, read_item(item, max_bytes=config.max_bytes)) for seq, item in batch]
+    hashes = {got.sha256 for _, _, got in read if got.sha256}
+    exact: dict[str, tuple[int, str]] = {}
+    if hashes:
+        with Session(engine) as session:
+            rows = session.execute(select(Asset.id, Asset.sha256).where(Asset.sha256.in_(hashes)))
+            exact = {sha: (asset_id, sha) for asset_id, sha in rows}
+    outcomes = []
+    for seq, item, got in read:
+        base = dict(seq=seq, key=item.key, path=item.path, item_id=item.item_id,
+                    caption=item.caption, sha256=got.sha256, size=got.size)
+        if got.data is None:
+            outcomes.append(ItemOutcome(**base, error=got.error))  # type: ignore[arg-type]
+            continue
+        name = item.path
+        if got.sha256 in exact:
+            asset_id, sha = exact[got.sha256]
+            match = {"asset_id": asset_id, "asset_sha256": sha, "signal": EXACT_SIGNAL,
+                     "distance": 0, "confidence": 1.0, "region": None, "time_s": None,
+                     "transform": "identical"}
+            outcomes.append(ItemOutcome(**base, matches=[match],  # type: ignore[arg-type]
+                                        thumbnail=_thumbnail(got.data, name, config)))
+            continue
+        if matcher is None:
+            error = _probe_error(got.data, name, config)
+            outcomes.append(ItemOutcome(**base, error=error))  # type: ignore[arg-type]
+            continue
+        result = matcher.match_file(got.data, name=name, max_bytes=config.max_bytes,
+                                    max_pixels=config.max_pixels)
+        if result.error:
+            outcomes.append(ItemOutcome(**base, error=str(result.error)))  # type: ignore[arg-type]
+            continue
+        matches = _best_per_asset([_jsonable(m.as_dict()) for m in result.matches])
+        thumb = _thumbnail(got.data, name, config) if matches else None
+        outcomes.append(ItemOutcome(**base, matches=matches, thumbnail=thumb))  # type: ignore[arg-type]
+    return outcomes
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+# --- parent side -----------------------------------------------------------------------------
+
+
+class Decider:
+    """Policy decisions for matched assets, cached per asset for one job."""
+
+    def __init__(self, policies: Any, *, use: str, licensee: str, model_family: str | None) -> None:
+        self.policies = policies
+        self.use = use
+        self.licensee = licensee
+        self.model_family = model_family
+        self._cache: dict[int, dict[str, Any]] = {}
+
+    def decide(self, session: Session, asset_id: int) -> dict[str, Any]:
+        if asset_id in self._cache:
+            return self._cache[asset_id]
+        asset = session.get(Asset, asset_id)
+        if asset is None:
+            result = {"decision": "review", "explanation": f"asset {asset_id} is no longer in "
+                      "the catalog: a person must decide", "rule": None, "decided_by": None}
+        else:
+            result = self._decide_asset(asset)
+        self._cache[asset_id] = result
+        return result
+
+    def _decide_asset(self, asset: Asset) -> dict[str, Any]:
+        from registry.policy import AssetFacts, Use
+
+        decision = self.policies.decide(
+            AssetFacts.from_asset(asset),
+            licensee=self.licensee,
+            use=Use(self.use),
+            model_family=self.model_family,
+        )
+        reasons = [c.reason for c in decision.explanation if c.applied]
+        if not reasons:
+            reasons = [c.reason for c in decision.explanation]
+        explanation = decision.summary + (": " + "; ".join(reasons) if reasons else "")
+        return {
+            "decision": str(decision.outcome),
+            "explanation": explanation,
+            "rule": str(decision.rule),
+            "decided_by": decision.decided_by,
+        }
+
+
+def verdict_for(error: str | None, matches: Sequence[dict[str, Any]]) -> Verdict:
+    """`error` if unreadable; `blocked` if any match is denied; `review` if any needs review;
+    otherwise `clear` (no studio content, or every match allowed)."""
+    if error:
+        return Verdict.error
+    outcomes = {m.get("decision") for m in matches}
+    if "denied" in outcomes:
+        return Verdict.blocked
+    if outcomes - {"allowed"}:
+        return Verdict.review
+    return Verdict.clear
+
+
+def policy_versions_of(policies: Any) -> list[dict[str, Any]]:
+    versions = []
+    for v in getattr(policies, "versions", ()) or ():
+        data = v.as_dict() if hasattr(v, "as_dict") else (
+            v._asdict() if hasattr(v, "_asdict") else dict(getattr(v, "__dict__", {})))
+        versions.append({"file": str(data.get("file")), "sha256": str(data.get("sha256"))})
+    return sorted(versions, key=lambda d: (d["file"], d["sha256"]))
+
+
+def catalog_snapshot(session: Session) -> dict[str, Any]:
+    """What the catalog was when the job ran: asset count, highest id, digest of every sha256."""
+    digest = hashlib.sha256()
+    count = 0
+    for (sha,) in session.execute(select(Asset.sha256).order_by(Asset.sha256)):
+        digest.update(sha.encode() + b"\n")
+        count += 1
+    max_id = session.scalar(select(func.max(Asset.id)))
+    return {"assets": count, "max_asset_id": max_id, "assets_sha256": digest.hexdigest()}
+
+
+def submit_job(
+    session: Session,
+    *,
+    dataset: Dataset,
+    use: str,
+    licensee: str,
+    model_family: str | None = None,
+    owner: str,
+    owner_key_id: int | None = None,
+    workers: int = 1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ClearanceJob:
+    """Record a new clearance job (status pending). Raises InvalidInput for a bad parameter."""
+    if use not in USES:
+        raise InvalidInput(f"use {use!r} is not one of {', '.join(USES)}")
+    if not licensee.strip():
+        raise InvalidInput("licensee must not be empty")
+    if workers < 1 or workers > 64:
+        raise InvalidInput("workers must be between 1 and 64")
+    if batch_size < 1 or batch_size > 10_000:
+        raise InvalidInput("batch size must be between 1 and 10000")
+    job = ClearanceJob(
+        status=JobStatus.pending.value,
+        dataset_uri=dataset.uri,
+        dataset_kind=dataset.kind,
+        dataset_options={**dataset.options, "allowed_roots": list(dataset.allowed_roots)},
+        use=use,
+        licensee=licensee.strip(),
+        model_family=(model_family or None),
+        owner=owner,
+        owner_key_id=owner_key_id,
+        workers=workers,
+        batch_size=batch_size,
+        done_items=0,
+        policy_versions=[],
+        catalog_snapshot={},
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> ClearanceJob:
+    job = session.get(ClearanceJob, job_id)
+    if job is None:
+        raise NotFound("clearance job", job_id)
+    return job
+
+
+def dataset_of(job: ClearanceJob) -> Dataset:
+    options = dict(job.dataset_options or {})
+    roots = tuple(options.pop("allowed_roots", []) or [])
+    return Dataset(job.dataset_uri, job.dataset_kind, options, roots)  # type: ignore[arg-type]
+
+
+def _batches(
+    items: Sequence[tuple[int, DatasetItem]], size: int
+) -> Iterator[list[tuple[int, DatasetItem]]]:
+    for start in range(0, len(items), size):
+        yield list(items[start: start + size])
+
+
+def _commit_batch(
+    factory: sessionmaker[Session], job_id: int, outcomes: Sequence[ItemOutcome], decider: Decider
+) -> int:
+    with session_scope(factory) as session:
+        existing = set(session.scalars(
+            select(ClearanceItem.item_key).where(
+                ClearanceItem.job_id == job_id,
+                ClearanceItem.item_key.in_([o.key for o in outcomes]),
+            )
+        ))
+        added = 0
+        for o in outcomes:
+            if o.key in existing:
+                continue  # another runner committed it first
+            matches = []
+            for m in o.matches:
+                matches.append({**m, **decider.decide(session, int(m["asset_id"]))})
+            verdict = verdict_for(o.error, matches).value
+            session.add(ClearanceItem(
+                job_id=job_id, item_key=o.key, seq=o.seq, path=o.path, item_id=o.item_id,
+                caption=o.caption, sha256=o.sha256, size_bytes=o.size, machine_verdict=verdict,
+                verdict=verdict, matches=matches, error=o.error, thumbnail=o.thumbnail,
+            ))
+            added += 1
+        session.flush()
+        done = session.scalar(
+            select(func.count()).select_from(ClearanceItem).where(ClearanceItem.job_id == job_id)
+        )
+        job = get_job(session, job_id)
+        job.done_items = int(done or 0)
+        return job.done_items
+
+
+def _finish(factory: sessionmaker[Session], job_id: int) -> None:
+    with session_scope(factory) as session:
+        job = get_job(session, job_id)
+        rows = session.execute(
+            select(ClearanceItem.sha256, ClearanceItem.item_key).where(
+                ClearanceItem.job_id == job_id)
+        )
+        job.dataset_digest = dataset_digest([item_digest(sha, key) for sha, key in rows])
+        job.status = JobStatus.finished.value
+        job.finished_at = utcnow()
+        job.error = None
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+def run_job(
+    factory: sessionmaker[Session],
+    job_id: int,
+    *,
+    config: WorkerConfig,
+    policies: Any,
+    matcher: Any | None,
+    on_progress: ProgressFn | None = None,
+) -> None:
+    """Run (or resume) job `job_id` to the end, committing each batch as it finishes.
+
+    `policies` is a registry.policy PolicySet; `matcher` a registry.fingerprint Matcher (see
+    load_matcher; None matches exact copies of catalog files only). Raises NotFound for an
+    unknown job, Conflict if the job is already finished or the policies changed since it
+    started, InvalidInput if the dataset can no longer be read (the job is then marked failed).
+    """
+    versions = policy_versions_of(policies)
+    with session_scope(factory) as session:
+        job = get_job(session, job_id)
+        if job.status == JobStatus.finished.value:
+            raise Conflict(f"clearance job {job_id} is already finished")
+        if job.started_at is None:
+            job.started_at = utcnow()
+            job.policy_versions = versions
+            job.catalog_snapshot = catalog_snapshot(session)
+        elif job.policy_versions != versions:
+            raise Conflict(
+                f"the policy files changed since clearance job {job_id} started; "
+                "submit a new job to clear the dataset under the new terms",
+                detail={"started_with": job.policy_versions, "now": versions},
+            )
+        job.status = JobStatus.running.value
+        dataset = dataset_of(job)
+        use, licensee, model = job.use, job.licensee, job.model_family
+        workers, batch_size = job.workers, job.batch_size
+    try:
+        items = dataset.items()
+    except RegistryError as exc:
+        with session_scope(factory) as session:
+            job = get_job(session, job_id)
+            job.status, job.error = JobStatus.failed.value, exc.message
+        raise
+    with session_scope(factory) as session:
+        job = get_job(session, job_id)
+        job.total_items = len(items)
+        committed = set(session.scalars(
+            select(ClearanceItem.item_key).where(ClearanceItem.job_id == job_id)))
+    pending = [(seq, item) for seq, item in enumerate(items) if item.key not in committed]
+    done = len(items) - len(pending)
+    if on_progress is not None:
+        on_progress(done, len(items))
+    decider = Decider(policies, use=use, licensee=licensee, model_family=model)
+    batches = list(_batches(pending, batch_size))
+    if workers <= 1 or len(batches) <= 1:
+        _worker_init(config, matcher)
+        for batch in batches:
+            done = _commit_batch(factory, job_id, process_batch(batch), decider)
+            if on_progress is not None:
+                on_progress(done, len(items))
+    else:
+        _run_pool(factory, job_id, (config, matcher, True), batches, decider, workers,
+                  lambda d: on_progress(d, len(items)) if on_progress else None)
+    _finish(factory, job_id)
+
+
+def _run_pool(
+    factory: sessionmaker[Session],
+    job_id: int,
+    init: tuple[WorkerConfig, Any, bool],
+    batches: Sequence[list[tuple[int, DatasetItem]]],
+    decider: Decider,
+    workers: int,
+    report: Callable[[int], None],
+) -> None:
+    # spawn: a worker never inherits the parent's database connections or library threads.
+    context = multiprocessing.get_context("spawn")
+    in_flight_limit = workers * 2
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_worker_init, initargs=init) as pool:
+        queue = iter(batches)
+        running: set[Future[list[ItemOutcome]]] = set()
+        for batch in queue:
+            running.add(pool.submit(process_batch, batch))
+            if len(running) >= in_flight_limit:
+                break
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                report(_commit_batch(factory, job_id, future.result(), decider))
+                following = next(queue, None)
+                if following is not None:
+                    running.add(pool.submit(process_batch, following))
+
+
+def unfinished_jobs(session: Session) -> list[ClearanceJob]:
+    """Jobs a restarted worker should pick up: pending or running (killed mid-run)."""
+    query = select(ClearanceJob).where(
+        ClearanceJob.status.in_([JobStatus.pending.value, JobStatus.running.value])
+    ).order_by(ClearanceJob.id)
+    return list(session.scalars(query))

@@ -1,0 +1,212 @@
+"""Clearance services other code calls: jobs, listing, legal review, and the one-call clearance.
+
+Service functions take a Session first and never commit; `run_job` (runner.py) and `clear_dataset`
+below are the exceptions by nature: they own a session factory because they commit per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.audit import record
+from registry.clearance.datasets import open_dataset
+from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Verdict
+from registry.clearance.reports import build_report
+from registry.clearance.runner import (
+    DEFAULT_BATCH_SIZE,
+    ProgressFn,
+    WorkerConfig,
+    get_job,
+    load_matcher,
+    run_job,
+    submit_job,
+)
+from registry.db import session_scope, utcnow
+from registry.errors import Conflict, InvalidInput, NotFound
+
+REVIEW_DECISIONS = ("allowed", "blocked")
+
+
+def list_jobs(
+    session: Session, *, owner_key_id: int | None = None, limit: int = 100
+) -> list[ClearanceJob]:
+    """Newest first; `owner_key_id` limits to one API key's jobs."""
+    query = select(ClearanceJob).order_by(ClearanceJob.id.desc()).limit(limit)
+    if owner_key_id is not None:
+        query = query.where(ClearanceJob.owner_key_id == owner_key_id)
+    return list(session.scalars(query))
+
+
+def get_item(session: Session, job_id: int, item: int | str) -> ClearanceItem:
+    """An item of a job by row id or by item key. Raises NotFound."""
+    query = select(ClearanceItem).where(ClearanceItem.job_id == job_id)
+    if isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
+        found = session.scalar(query.where(ClearanceItem.id == int(item)))
+        if found is not None:
+            return found
+    found = session.scalar(query.where(ClearanceItem.item_key == str(item)))
+    if found is None:
+        raise NotFound("clearance item", item)
+    return found
+
+
+def list_items(
+    session: Session, job_id: int, *, verdict: str | None = None, limit: int | None = None
+) -> list[ClearanceItem]:
+    query = select(ClearanceItem).where(ClearanceItem.job_id == job_id).order_by(
+        ClearanceItem.seq)
+    if verdict is not None:
+        query = query.where(ClearanceItem.verdict == verdict)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def review_item(
+    session: Session,
+    *,
+    job_id: int,
+    item: int | str,
+    decision: str,
+    comment: str,
+    actor: str,
+) -> ClearanceItem:
+    """Legal decides an item the engine left in `review`: `allowed` makes it clear, `blocked`
+    blocks it. The decision, who made it and why go to the audit log.
+
+    Raises InvalidInput (bad decision, empty comment), NotFound, or Conflict (the item was not
+    sent to review, or the job's certificate was already issued).
+    """
+    if decision not in REVIEW_DECISIONS:
+        raise InvalidInput(f"decision {decision!r} is not one of {', '.join(REVIEW_DECISIONS)}")
+    if not comment or not comment.strip():
+        raise InvalidInput("a review decision needs a comment saying why")
+    job = get_job(session, job_id)
+    if job.certificate is not None:
+        raise Conflict(f"clearance job {job_id} is already certified; submit a new job")
+    row = get_item(session, job_id, item)
+    if row.machine_verdict != Verdict.review.value:
+        raise Conflict(
+            f"item {row.item_key!r} is {row.machine_verdict}, not awaiting review",
+            detail={"verdict": row.machine_verdict},
+        )
+    previous = row.verdict
+    row.review_decision = decision
+    row.reviewed_by = actor
+    row.reviewed_at = utcnow()
+    row.review_comment = comment.strip()
+    row.verdict = Verdict.clear.value if decision == "allowed" else Verdict.blocked.value
+    record(
+        session,
+        actor=actor,
+        action="clearance.review",
+        subject=f"clearance:{job_id}/item:{row.id}",
+        item_key=row.item_key,
+        sha256=row.sha256,
+        decision=decision,
+        comment=row.review_comment,
+        previous_verdict=previous,
+        verdict=row.verdict,
+        assets=[m.get("asset_id") for m in row.matches],
+    )
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class Clearance:
+    """What `clear_dataset` returns: the job id and its JSON report."""
+
+    job_id: int
+    report: dict[str, Any]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        summary: dict[str, int] = self.report["summary"]
+        return summary
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for(self.summary)
+
+
+def exit_code_for(summary: dict[str, int]) -> int:
+    """0 all clear; 1 any blocked; 2 any in review (and none blocked); 3 only errors besides
+    clear items."""
+    if summary.get("blocked"):
+        return 1
+    if summary.get("review"):
+        return 2
+    if summary.get("error"):
+        return 3
+    return 0
+
+
+def clear_dataset(
+    factory: sessionmaker[Session],
+    dataset: Path | str,
+    *,
+    use: str,
+    licensee: str,
+    model_family: str | None = None,
+    owner: str,
+    policies: Any,
+    database_url: str,
+    index_dir: Path,
+    max_distance: int = 31,
+    max_bytes: int = 50 * 1024 * 1024,
+    max_pixels: int = 100_000_000,
+    workers: int = 1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    allowed_roots: Sequence[Path] | None = None,
+    manifest_columns: dict[str, str] | None = None,
+    fingerprint: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> Clearance:
+    """Submit, run and report a clearance in one call (the CLI, the demo and tests use it)."""
+    opened = open_dataset(dataset, allowed_roots=allowed_roots, **(manifest_columns or {}))
+    with session_scope(factory) as session:
+        job = submit_job(session, dataset=opened, use=use, licensee=licensee,
+                         model_family=model_family, owner=owner, workers=workers,
+                         batch_size=batch_size)
+        job_id = job.id
+        matcher = (load_matcher(session, index_dir=index_dir, max_distance=max_distance)
+                   if fingerprint else None)
+    config = WorkerConfig(database_url, max_bytes=max_bytes, max_pixels=max_pixels)
+    run_job(factory, job_id, config=config, policies=policies, matcher=matcher,
+            on_progress=on_progress)
+    with session_scope(factory) as session:
+        return Clearance(job_id, build_report(session, get_job(session, job_id)))
+
+
+def resume_job(
+    factory: sessionmaker[Session],
+    job_id: int,
+    *,
+    policies: Any,
+    database_url: str,
+    index_dir: Path,
+    max_distance: int = 31,
+    max_bytes: int = 50 * 1024 * 1024,
+    max_pixels: int = 100_000_000,
+    fingerprint: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> Clearance:
+    """Finish a killed (or never started) job; committed batches are not redone."""
+    with session_scope(factory) as session:
+        job = get_job(session, job_id)
+        if job.status == JobStatus.finished.value:
+            raise Conflict(f"clearance job {job_id} is already finished")
+        matcher = (load_matcher(session, index_dir=index_dir, max_distance=max_distance)
+                   if fingerprint else None)
+    config = WorkerConfig(database_url, max_bytes=max_bytes, max_pixels=max_pixels)
+    run_job(factory, job_id, config=config, policies=policies, matcher=matcher,
+            on_progress=on_progress)
+    with session_scope(factory) as session:
+        return Clearance(job_id, build_report(session, get_job(session, job_id)))
