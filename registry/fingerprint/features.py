@@ -1,0 +1,165 @@
+"""What is computed for a catalog asset: hashes of many regions, and keypoints.
+
+Per image asset (34 hashes + one keypoint set):
+- PDQ of the 8 dihedral variants of the whole image (flips, 90-degree rotations);
+- PDQ of 3x3 windows at 80% and at 60% of each side (crops);
+- pHash of the 8 dihedral variants;
+- up to 600 SIFT keypoints (stage 2).
+A video asset is sampled into frames (1 per second plus scene changes); each frame gets the PDQ
+and pHash dihedral hashes with its time code, and up to `MAX_KEYFRAMES` frames get keypoints.
+
+Everything here is a pure function of the media bytes, so it runs in worker processes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from registry.fingerprint import keypoints
+from registry.fingerprint.base import DIHEDRAL_NAMES, Hash
+from registry.fingerprint.pdq import Pdq
+from registry.fingerprint.phash import PHash
+from registry.fingerprint.regions import Box, crop, windows
+from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
+from registry.media.video import sample_frames
+
+# Longest side the hashes work at: PDQ and pHash downsample to 64/32 px anyway, and the 60%
+# windows of a 1024 px image are still 600 px. JPEGs decode in draft mode down to about this.
+WORK_SIDE_PX = 1024
+DRAFT_SIZE = (512, 512)
+MAX_KEYFRAMES = 12
+MAX_VIDEO_FRAMES = 600
+# An asset is weakly protectable when it has no usable PDQ hash and few keypoints.
+WEAK_KEYPOINTS = 50
+
+
+@dataclass(frozen=True)
+class HashRecord:
+    signal: str
+    version: int
+    region: str  # "full/<dihedral>", "w80/<0-8>", "w60/<0-8>"
+    bits: bytes
+    quality: int
+    box: Box | None = None  # in the asset's pixels (of the frame, for video)
+    time_s: float | None = None
+
+
+@dataclass(frozen=True)
+class KeypointRecord:
+    version: int
+    keys: keypoints.KeypointSet
+    time_s: float | None = None
+
+
+@dataclass(frozen=True)
+class AssetFeatures:
+    hashes: list[HashRecord] = field(default_factory=list)
+    keypoint_sets: list[KeypointRecord] = field(default_factory=list)
+
+    @property
+    def weak(self) -> bool:
+        """True when nothing robust could be extracted (flat or near-contentless picture)."""
+        usable_pdq = any(h.signal == Pdq.name and h.quality >= Pdq.quality_threshold
+                         for h in self.hashes)
+        most_keys = max((len(k.keys) for k in self.keypoint_sets), default=0)
+        return not usable_pdq and most_keys < WEAK_KEYPOINTS
+
+
+def work_image(image: Image.Image) -> Image.Image:
+    """The image scaled down to at most WORK_SIDE_PX (never up), RGB."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    if max(rgb.size) > WORK_SIDE_PX:
+        rgb = rgb.copy()
+        rgb.thumbnail((WORK_SIDE_PX, WORK_SIDE_PX), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return rgb
+
+
+def _dihedral(image: Image.Image, time_s: float | None) -> list[HashRecord]:
+    box = (0, 0, image.width, image.height)
+    out = []
+    for signal, hashes in ((Pdq, Pdq.compute_dihedral(image)),
+                           (PHash, PHash.compute_dihedral(image))):
+        out += [HashRecord(signal.name, signal.version, f"full/{name}", h.bits, h.quality,
+                           box, time_s)
+                for name, h in zip(DIHEDRAL_NAMES, hashes, strict=True)]
+    return out
+
+
+def image_features(image: Image.Image, *, scale_to: tuple[int, int] | None = None
+                   ) -> AssetFeatures:
+    """Features of a still image. `scale_to`: the original size, when `image` was reduced
+    (boxes and keypoints are reported in original pixels)."""
+    img = work_image(image)
+    width, height = scale_to or image.size
+    sx, sy = width / img.width, height / img.height
+    records = _dihedral(img, None)
+    records = [HashRecord(r.signal, r.version, r.region, r.bits, r.quality,
+                          (0, 0, width, height)) for r in records]
+    for label, box in windows(img.width, img.height):
+        h: Hash = Pdq.compute(crop(img, box))
+        x, y, w, hh = box
+        records.append(HashRecord(Pdq.name, Pdq.version, label, h.bits, h.quality,
+                                  (round(x * sx), round(y * sy), round(w * sx), round(hh * sy))))
+    keys = keypoints.extract(img)
+    keys = keypoints.KeypointSet(width, height, keys.xy * [sx, sy], keys.descriptors)
+    return AssetFeatures(records, [KeypointRecord(keypoints.KEYPOINT_VERSION, keys)])
+
+
+def _pick_keyframes(times: Sequence[float], limit: int) -> set[int]:
+    if len(times) <= limit:
+        return set(range(len(times)))
+    step = (len(times) - 1) / (limit - 1)
+    return {round(i * step) for i in range(limit)}
+
+
+def video_features(data: bytes, *, name: str) -> AssetFeatures:
+    frames = []
+    for frame in sample_frames(io.BytesIO(data), name=name):
+        frames.append(frame)
+        if len(frames) >= MAX_VIDEO_FRAMES:
+            break
+    records: list[HashRecord] = []
+    keysets: list[KeypointRecord] = []
+    chosen = _pick_keyframes([f.time_s for f in frames], MAX_KEYFRAMES)
+    for i, frame in enumerate(frames):
+        img = work_image(frame.image)
+        sx = frame.image.width / img.width
+        for r in _dihedral(img, frame.time_s):
+            records.append(HashRecord(r.signal, r.version, r.region, r.bits, r.quality,
+                                      (0, 0, frame.image.width, frame.image.height),
+                                      frame.time_s))
+        if i in chosen:
+            keys = keypoints.extract(img)
+            keys = keypoints.KeypointSet(frame.image.width, frame.image.height, keys.xy * sx,
+                                         keys.descriptors)
+            keysets.append(KeypointRecord(keypoints.KEYPOINT_VERSION, keys, frame.time_s))
+    return AssetFeatures(records, keysets)
+
+
+def media_features(data: bytes, *, name: str, kind: str,
+                   max_bytes: int = DEFAULT_MAX_BYTES,
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> AssetFeatures:
+    """Features of an asset's original bytes (image or video). Raises the media errors."""
+    if kind == "video":
+        return video_features(data, name=name)
+    probe_img = Image.open(io.BytesIO(data))
+    original = probe_img.size
+    probe_img.close()
+    image = load_image(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels,
+                       draft_size=DRAFT_SIZE)
+    # EXIF rotation may have swapped the sides.
+    if (image.width - image.height) * (original[0] - original[1]) < 0:
+        original = (original[1], original[0])
+    return image_features(image, scale_to=original)
+
+
+def path_features(path: str, kind: str) -> AssetFeatures:
+    """For worker processes: features of a file on disk."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    # The catalog validated the file at import: only the byte limit is relaxed here.
+    return media_features(data, name=path, kind=kind, max_bytes=max(len(data), 1))

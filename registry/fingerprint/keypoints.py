@@ -1,0 +1,148 @@
+"""Stage 2: SIFT keypoints and RANSAC geometric verification.
+
+Perceptual hashes miss small rotations, heavy overlays, off-centre crops and pictures embedded in
+a screenshot. Local features survive them. Following FIELD-NOTES: RootSIFT (SIFT descriptors,
+L1-normalised, square-rooted) at a low contrast threshold, candidate assets chosen by descriptor
+votes in a faiss index, then a RANSAC homography per candidate; a match needs at least
+`MIN_INLIERS` inliers spread over the asset (SIFT's worst wrong pair measured 9, ORB's 16, which
+is why SIFT and not ORB).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from registry.fingerprint.regions import Box
+
+KEYPOINT_VERSION = 1
+CATALOG_SIDE_PX = 512  # catalog images are scaled (up or down) to this longest side
+QUERY_SIDE_PX = 768  # queries keep more pixels: the asset may fill only part of them
+QUERY_MIN_SIDE_PX = 512
+CATALOG_MAX_KEYPOINTS = 600
+QUERY_MAX_KEYPOINTS = 1500
+CONTRAST_THRESHOLD = 0.01
+RATIO = 0.8  # Lowe's ratio test
+MIN_INLIERS = 12
+RANSAC_REPROJ_PX = 6.0
+# Inliers must cover some of the asset (repeated texture piles its inliers into one spot).
+MIN_INLIER_SPREAD = 0.04  # fraction of the asset's area covered by the inliers' bounding box
+
+
+@dataclass(frozen=True)
+class KeypointSet:
+    """Keypoints of one picture: xy in the picture's own pixel coordinates, uint8 descriptors."""
+
+    width: int
+    height: int
+    xy: np.ndarray  # (n, 2) float32
+    descriptors: np.ndarray  # (n, 128) uint8 (SIFT values)
+
+    def __len__(self) -> int:
+        return int(self.xy.shape[0])
+
+    def to_bytes(self) -> bytes:
+        out = io.BytesIO()
+        np.savez_compressed(out, size=np.array([self.width, self.height], np.int32),
+                            xy=self.xy.astype(np.float32), d=self.descriptors.astype(np.uint8))
+        return out.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> KeypointSet:
+        with np.load(io.BytesIO(data)) as z:
+            size = z["size"]
+            return cls(int(size[0]), int(size[1]), z["xy"], z["d"])
+
+
+def _scaled_grey(image: Image.Image, side: int, min_side: int) -> tuple[np.ndarray, float]:
+    longest = max(image.size)
+    target = min(max(longest, min_side), side)
+    scale = target / longest
+    grey = image.convert("L")
+    if scale != 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        grey = grey.resize(size, Image.Resampling.BILINEAR if scale > 1 else Image.Resampling.BOX)
+    return np.asarray(grey, dtype=np.uint8), scale
+
+
+def extract(image: Image.Image, *, query: bool = False) -> KeypointSet:
+    """SIFT keypoints of a picture (strongest first), coordinates in the picture's pixels."""
+    side = QUERY_SIDE_PX if query else CATALOG_SIDE_PX
+    limit = QUERY_MAX_KEYPOINTS if query else CATALOG_MAX_KEYPOINTS
+    grey, scale = _scaled_grey(image, side, QUERY_MIN_SIDE_PX if query else CATALOG_SIDE_PX)
+    sift = cv2.SIFT_create(  # type: ignore[attr-defined]
+        nfeatures=limit, contrastThreshold=CONTRAST_THRESHOLD)
+    kps, desc = sift.detectAndCompute(grey, None)
+    if desc is None or not kps:
+        return KeypointSet(image.width, image.height, np.zeros((0, 2), np.float32),
+                           np.zeros((0, 128), np.uint8))
+    order = np.argsort([-k.response for k in kps])[:limit]
+    xy = np.array([kps[i].pt for i in order], np.float32) / scale
+    d = np.clip(np.rint(desc[order]), 0, 255).astype(np.uint8)
+    return KeypointSet(image.width, image.height, xy, d)
+
+
+def root_sift(descriptors: np.ndarray) -> np.ndarray:
+    """RootSIFT: L1-normalise, then square root (Hellinger kernel as a Euclidean distance)."""
+    d = descriptors.astype(np.float32)
+    d /= d.sum(axis=1, keepdims=True) + 1e-7
+    return np.sqrt(d)
+
+
+@dataclass(frozen=True)
+class Verification:
+    inliers: int
+    good: int
+    region: Box  # the asset's outline projected into the query, clipped to it
+    angle_deg: float
+    scale: float
+
+
+def verify(query: KeypointSet, query_root: np.ndarray, asset: KeypointSet,
+           asset_root: np.ndarray) -> Verification | None:
+    """RANSAC homography from asset to query; None unless it is a plausible, well-supported one."""
+    if len(query) < 8 or len(asset) < 8:
+        return None
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    pairs = matcher.knnMatch(query_root, asset_root, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < MIN_INLIERS:
+        return None
+    src = asset.xy[np.array([m.trainIdx for m in good])].astype(np.float32)
+    dst = query.xy[np.array([m.queryIdx for m in good])].astype(np.float32)
+    homography, mask = cv2.findHomography(src, dst, cv2.RANSAC, RANSAC_REPROJ_PX,
+                                          maxIters=2000, confidence=0.995)
+    if homography is None or mask is None:
+        return None
+    keep = mask.ravel().astype(bool)
+    inliers = int(keep.sum())
+    if inliers < MIN_INLIERS:
+        return None
+    # Distinct inlier positions (one keypoint matched many times counts once).
+    inlier_src = np.unique(np.round(src[keep]), axis=0)
+    if len(inlier_src) < MIN_INLIERS:
+        return None
+    span = inlier_src.max(axis=0) - inlier_src.min(axis=0)
+    if span[0] * span[1] < MIN_INLIER_SPREAD * asset.width * asset.height:
+        return None
+    a = homography[:2, :2]
+    det = float(np.linalg.det(a))
+    if not 1e-3 < det < 1e3 or abs(float(homography[2, 0])) > 0.01 or \
+            abs(float(homography[2, 1])) > 0.01:
+        return None  # mirrored, degenerate or wildly perspective: not a copy of the asset
+    corners = np.array([[0, 0], [asset.width, 0], [asset.width, asset.height],
+                        [0, asset.height]], np.float32).reshape(-1, 1, 2)
+    projected = cv2.perspectiveTransform(corners, homography).reshape(-1, 2)
+    if not cv2.isContourConvex(projected.astype(np.float32)):
+        return None
+    x0, y0 = np.clip(projected.min(axis=0), 0, [query.width, query.height])
+    x1, y1 = np.clip(projected.max(axis=0), 0, [query.width, query.height])
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    angle = float(np.degrees(np.arctan2(a[1, 0], a[0, 0])))
+    return Verification(inliers, len(good), (int(x0), int(y0), int(x1 - x0), int(y1 - y0)),
+                        angle, float(np.sqrt(abs(det))))

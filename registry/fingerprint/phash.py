@@ -1,0 +1,29 @@
+"""pHash via imagehash: 64-bit DCT hash of a 32x32 grey thumbnail.
+
+Only 64 bits, so its threshold is strict (6 bits, about 9%); it has no quality score of its own,
+so the matcher only uses it where PDQ says the picture has enough structure.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from registry.fingerprint.base import Hash, SignalType
+
+
+class PHash(SignalType):
+    name: ClassVar[str] = "phash"
+    bits: ClassVar[int] = 64
+    version: ClassVar[int] = 1
+    match_threshold: ClassVar[int] = 6
+    quality_threshold: ClassVar[int] = 0
+    work_size: ClassVar[int] = 64
+
+    @classmethod
+    def compute(cls, image: Image.Image) -> Hash:
+        value = imagehash.phash(image, hash_size=8)
+        return Hash(np.packbits(value.hash.flatten().astype(np.uint8)).tobytes(), 100)
