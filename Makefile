@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest system-deps postgres bench clean
+.PHONY: demo test lint typecheck pytest system-deps postgres browser bench clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -16,6 +16,12 @@ system-deps:
 	@command -v g++ >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq g++; \
 	  else echo "g++ is missing: install it (apt-get install g++)"; exit 1; fi; }
+
+# The console's browser tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "!!! /usr/bin/chromium is missing: the console browser tests will be SKIPPED !!!"; fi; }
 
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV) system-deps
 	$(UV) sync --frozen
@@ -30,7 +36,7 @@ lint: $(VENV)/.synced
 typecheck: $(VENV)/.synced
 	$(BIN)/mypy
 
-pytest: $(VENV)/.synced postgres
+pytest: $(VENV)/.synced postgres browser
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

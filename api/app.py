@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
+from api import console
 from api.errors import error_body, install_error_handlers
 from api.routers import catalog, clearance, fingerprint, health, policy, provenance
 from registry.catalog import BlobStore
 from registry.db import make_engine, make_session_factory, migrate
 from registry.settings import Settings, get_settings
 
+STATIC_DIR = Path(__file__).parent / "static"
 # Multipart framing on top of the largest allowed file.
 UPLOAD_OVERHEAD_BYTES = 1024 * 1024
 
@@ -57,4 +61,6 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.include_router(health.router)
     for area in (catalog, policy, fingerprint, clearance, provenance):
         app.include_router(area.router)
+    app.include_router(console.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app

@@ -46,7 +46,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 
 
-def _bearer(request: Request) -> str | None:
+def presented_key(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
@@ -57,7 +57,7 @@ def requires(*roles: Role) -> Callable[[Request, Session], ApiKey]:
     """A dependency that authenticates the caller and checks its role (admin always passes)."""
 
     def dependency(request: Request, session: SessionDep) -> ApiKey:
-        key = authenticate(session, _bearer(request))
+        key = authenticate(session, presented_key(request))
         require_role(key, *roles)
         request.state.api_key = key
         return key
