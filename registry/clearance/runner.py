@@ -412,6 +412,10 @@ def run_job(
             job.started_at = utcnow()
             job.policy_versions = versions
             job.catalog_snapshot = catalog_snapshot(session)
+            if hasattr(policies, "files"):  # keep the text of every policy file the job used
+                from registry.policy import record_policy_versions
+
+                record_policy_versions(session, policies)
         elif job.policy_versions != versions:
             raise Conflict(
                 f"the policy files changed since clearance job {job_id} started; "
