@@ -156,8 +156,14 @@ def parse_policy_text(text: str, file: str) -> tuple[LoadedFile | None, list[Pol
         parsed = PolicyFile.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors:
             loc = tuple(err["loc"])
+            # Pydantic also reports a list as too short when one of its items failed: noise.
+            if err["type"] == "too_short" and any(
+                tuple(o["loc"])[: len(loc)] == loc and o is not err for o in errors
+            ):
+                continue
             if single and loc[:2] == ("licences", 0):
                 loc = loc[2:]
             path = _clean_loc(loc, lines)
