@@ -1,0 +1,340 @@
+"""Provenance with the catalog: ingredients from assets, training permissions from the policies,
+catalog matches for what a verifier receives.
+
+- An ingredient is a catalog asset (by id or sha256: its original bytes come from the blob store) or
+  a file. A file is linked to its catalog asset by sha256 first, then by fingerprint (when the
+  fingerprint area's Matcher is installed and has an index), else it goes in unlinked.
+- The `cawg.training-mining` permissions of the output are the policy decisions for the linked
+  assets, per use, for the licensee `*` (anyone who receives the media) unless told otherwise:
+  allowed -> allowed, denied -> notAllowed, review -> constrained; the most restrictive asset wins.
+  Explicit permissions replace the derived ones use by use; an explicit permission looser than the
+  policies is signed as asked but reported in `warnings`.
+- Verification adds `matches`: the file's sha256 and fingerprints against the catalog, and the
+  sha256 each ingredient declares.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from registry import catalog
+from registry.audit import record
+from registry.catalog import Asset, BlobStore, sha256_bytes
+from registry.errors import InvalidInput, NotFound
+from registry.media import probe
+from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from registry.policy import AssetFacts, Decision, PolicySet
+from registry.provenance.keys import StudioKeys
+from registry.provenance.sign import IngredientSpec, SignedMedia, sign_media
+from registry.provenance.training import (
+    RESTRICTIVENESS,
+    USES,
+    Permission,
+    UsePermission,
+    most_restrictive,
+)
+from registry.provenance.verify import VerifyResult, read_source, verify_media
+
+PUBLIC_LICENSEE = "*"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class MatchLike(Protocol):
+    asset_id: int
+    asset_sha256: str
+    signal: str
+    distance: float
+    confidence: float
+
+
+class MatcherLike(Protocol):
+    """What we use of registry.fingerprint's Matcher (duck-typed so that provenance runs without
+    the fingerprint area)."""
+
+    def match_file(self, path: Path | bytes, *, name: str | None = None) -> Any: ...
+
+
+def load_matcher(session: Session, *, index_dir: Path) -> MatcherLike | None:
+    """The fingerprint Matcher over the catalog, or None when the fingerprint area has none yet
+    (then files are linked to assets by sha256 only)."""
+    try:
+        module = importlib.import_module("registry.fingerprint")
+    except ImportError:
+        return None
+    matcher_cls = getattr(module, "Matcher", None)
+    if matcher_cls is None:
+        return None
+    matcher: MatcherLike = matcher_cls.load(session, index_dir=index_dir)
+    return matcher
+
+
+def _best_match(matcher: MatcherLike | None, data: bytes, name: str) -> MatchLike | None:
+    if matcher is None:
+        return None
+    result = matcher.match_file(data, name=name)
+    matches = list(getattr(result, "matches", None) or [])
+    return matches[0] if matches else None
+
+
+def ingredient_from_asset(
+    store: BlobStore, asset: Asset, *, relationship: str = "componentOf", source: str | None = None
+) -> IngredientSpec:
+    """A catalog asset as an ingredient, with its original bytes from the blob store."""
+    try:
+        data = store.read(asset.sha256)
+    except OSError as exc:
+        raise NotFound("blob of asset", asset.id) from exc
+    return IngredientSpec(
+        title=asset.original_name or asset.title,
+        data=data,
+        media_type=asset.media_type,
+        sha256=asset.sha256,
+        relationship=relationship,
+        asset_id=asset.id,
+        source=source or str(asset.id),
+        match={"signal": "catalog", "asset_id": asset.id},
+    )
+
+
+def ingredient_from_file(
+    session: Session,
+    data: bytes,
+    *,
+    name: str,
+    relationship: str = "componentOf",
+    matcher: MatcherLike | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> IngredientSpec:
+    """A file given as an ingredient, linked to its catalog asset by sha256, else by fingerprint.
+
+    Raises UnsupportedMedia / CorruptMedia / MediaTooLarge for a file that is not sound media.
+    """
+    info = probe(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
+    digest = sha256_bytes(data)
+    asset = catalog.find_asset_by_sha256(session, digest)
+    match: dict[str, Any] | None = None
+    if asset is not None:
+        match = {"signal": "sha256", "asset_id": asset.id, "distance": 0, "confidence": 1.0}
+    else:
+        best = _best_match(matcher, data, name)
+        if best is not None:
+            asset = catalog.get_asset(session, best.asset_id)
+            match = {"signal": best.signal, "asset_id": best.asset_id,
+                     "distance": best.distance, "confidence": best.confidence}
+    return IngredientSpec(
+        title=Path(name).name,
+        data=data,
+        media_type=info.media_type,
+        sha256=digest,
+        relationship=relationship,
+        asset_id=asset.id if asset is not None else None,
+        source=name,
+        match=match,
+    )
+
+
+def resolve_ingredient(
+    session: Session,
+    store: BlobStore,
+    ref: str,
+    *,
+    relationship: str = "componentOf",
+    matcher: MatcherLike | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> IngredientSpec:
+    """`ref` as the CLI takes it: an existing file path, else an asset id or sha256.
+
+    Raises NotFound for an unknown asset, InvalidInput for anything else.
+    """
+    path = Path(ref)
+    if path.is_file():
+        data, label = read_source(path, name=ref, max_bytes=max_bytes)
+        return ingredient_from_file(session, data, name=label, relationship=relationship,
+                                    matcher=matcher, max_bytes=max_bytes, max_pixels=max_pixels)
+    key = ref.strip().lower()
+    if key.isdigit() or _SHA256.match(key):
+        asset = catalog.get_asset(session, int(key) if key.isdigit() else key)
+        return ingredient_from_asset(store, asset, relationship=relationship, source=ref)
+    raise InvalidInput(f"ingredient {ref!r}: not a file, an asset id or a sha256")
+
+
+def _permission_for(decision: Decision) -> UsePermission:
+    outcome = str(decision.outcome)
+    use = str(decision.use)
+    if outcome == "allowed":
+        return UsePermission(use, Permission.allowed)
+    if outcome == "review":
+        by = decision.decided_by or "a licence"
+        return UsePermission(use, Permission.constrained,
+                             f"needs a licence review ({by}); contact the rightsholder")
+    return UsePermission(use, Permission.notAllowed)
+
+
+@dataclass(frozen=True)
+class DerivedTraining:
+    permissions: dict[str, UsePermission]
+    decisions: tuple[dict[str, Any], ...] = ()
+
+
+def derive_training(
+    assets: Sequence[Asset], policies: PolicySet | None, *, licensee: str = PUBLIC_LICENSEE
+) -> DerivedTraining:
+    """Per use, the most restrictive policy decision over the assets (empty with no assets).
+
+    Without a policy set every use of a studio asset is notAllowed: a use no grant covers is
+    denied (rights reserved).
+    """
+    if not assets:
+        return DerivedTraining({})
+    permissions: dict[str, UsePermission] = {}
+    decisions: list[dict[str, Any]] = []
+    for use in USES:
+        per_asset: list[UsePermission] = []
+        for asset in assets:
+            if policies is None:
+                per_asset.append(UsePermission(use, Permission.notAllowed))
+                decisions.append({"asset_id": asset.id, "use": use, "outcome": "denied",
+                                  "summary": "no policies loaded: rights reserved"})
+                continue
+            decision = policies.decide(AssetFacts.from_asset(asset), licensee=licensee, use=use)
+            per_asset.append(_permission_for(decision))
+            decisions.append({"asset_id": asset.id, "use": use, "outcome": str(decision.outcome),
+                              "decided_by": decision.decided_by, "summary": decision.summary})
+        worst = most_restrictive(per_asset)
+        if worst is not None:
+            permissions[use] = worst
+    return DerivedTraining(permissions, tuple(decisions))
+
+
+@dataclass(frozen=True)
+class SignOutcome:
+    signed: SignedMedia
+    derived: dict[str, UsePermission] = field(default_factory=dict)
+    decisions: tuple[dict[str, Any], ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.signed.as_dict(),
+            "derived_training_mining": {u: p.as_dict() for u, p in self.derived.items()},
+            "decisions": list(self.decisions),
+            "warnings": list(self.warnings),
+        }
+
+
+def sign_generated(
+    session: Session,
+    source: Path | bytes,
+    *,
+    keys: StudioKeys,
+    name: str | None = None,
+    model: str | None = None,
+    prompt: str | None = None,
+    ingredients: Sequence[IngredientSpec] = (),
+    explicit: Mapping[str, UsePermission] | None = None,
+    policies: PolicySet | None = None,
+    licensee: str = PUBLIC_LICENSEE,
+    edit: bool = False,
+    actor: str = "cli",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> SignOutcome:
+    """Sign generated media with its catalog ingredients and training permissions; audit it."""
+    ids = sorted({i.asset_id for i in ingredients if i.asset_id is not None})
+    assets = [catalog.get_asset(session, i) for i in ids]
+    derived = derive_training(assets, policies, licensee=licensee)
+    permissions = dict(derived.permissions)
+    warnings: list[str] = []
+    for use, perm in (explicit or {}).items():
+        if use not in USES:
+            raise InvalidInput(f"training: unknown use {use!r} (one of {', '.join(USES)})")
+        policy = derived.permissions.get(use)
+        if policy is not None and RESTRICTIVENESS[perm.permission] < RESTRICTIVENESS[
+                policy.permission]:
+            warnings.append(
+                f"{use}: signed as {perm.permission.value} as asked, but the policies of the "
+                f"ingredients say {policy.permission.value}"
+            )
+        permissions[use] = perm
+    unlinked = [i.title for i in ingredients if i.asset_id is None]
+    if unlinked:
+        warnings.append(
+            "not in the catalog (no training permissions derived): " + ", ".join(unlinked)
+        )
+    signed = sign_media(source, keys=keys, name=name, model=model, prompt=prompt,
+                        ingredients=ingredients, training=permissions, edit=edit,
+                        max_bytes=max_bytes, max_pixels=max_pixels)
+    record(
+        session, actor=actor, action="provenance.sign",
+        subject=f"sha256:{sha256_bytes(signed.data)}",
+        model=model, ingredients=[i.as_dict() for i in ingredients],
+        training_mining={u: p.as_dict() for u, p in permissions.items()},
+        signer=keys.signing_cert.subject.rfc4514_string(),
+    )
+    return SignOutcome(signed, derived.permissions, derived.decisions, tuple(warnings))
+
+
+def catalog_matches(
+    session: Session,
+    result: VerifyResult,
+    data: bytes,
+    *,
+    name: str,
+    matcher: MatcherLike | None = None,
+) -> VerifyResult:
+    """`result` with `matches`: catalog assets equal to or resembling the file, and the catalog
+    assets its ingredients declare (by sha256). Ingredient entries get `in_catalog`."""
+    matches: list[dict[str, Any]] = []
+    digest = sha256_bytes(data)
+    same = catalog.find_asset_by_sha256(session, digest)
+    if same is not None:
+        matches.append({"subject": "file", "asset_id": same.id, "asset_sha256": same.sha256,
+                        "signal": "sha256", "distance": 0, "confidence": 1.0})
+    if matcher is not None and result.media_type and result.media_type.startswith("image/"):
+        found = matcher.match_file(data, name=name)
+        for m in getattr(found, "matches", None) or []:
+            if same is not None and m.asset_id == same.id:
+                continue
+            matches.append({"subject": "file", "asset_id": m.asset_id,
+                            "asset_sha256": m.asset_sha256, "signal": m.signal,
+                            "distance": m.distance, "confidence": m.confidence})
+    ingredients: list[dict[str, Any]] = []
+    for index, ingredient in enumerate(result.ingredients):
+        entry = dict(ingredient)
+        sha = entry.get("sha256")
+        asset = catalog.find_asset_by_sha256(session, str(sha)) if sha else None
+        entry["in_catalog"] = asset is not None
+        if asset is not None:
+            entry["catalog_asset_id"] = asset.id
+            matches.append({"subject": f"ingredient[{index}]", "asset_id": asset.id,
+                            "asset_sha256": asset.sha256, "signal": "sha256", "distance": 0,
+                            "confidence": 1.0})
+        ingredients.append(entry)
+    return replace(result, matches=tuple(matches), ingredients=tuple(ingredients))
+
+
+def verify_with_catalog(
+    session: Session,
+    source: Path | bytes,
+    *,
+    anchors_pem: bytes | None,
+    name: str | None = None,
+    matcher: MatcherLike | None = None,
+    allow_network: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> VerifyResult:
+    """verify_media, then the catalog matches of the file and its ingredients."""
+    data, label = read_source(source, name=name, max_bytes=max_bytes)
+    result = verify_media(data, anchors_pem=anchors_pem, name=label, allow_network=allow_network,
+                          max_bytes=max_bytes, max_pixels=max_pixels)
+    return catalog_matches(session, result, data, name=label, matcher=matcher)
