@@ -1,7 +1,222 @@
-"""HTTP routes of the clearance area."""
+"""Clearance routes: /v1/clearances (submit, status, report, items, review, certificate).
+
+Role `ml` submits jobs and reads its own; `legal` reads every job, decides items in review and
+signs certificates (admin passes every check). A submitted job runs after the response is sent,
+in this process (a background task); `GET /v1/clearances/{id}` shows its progress.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+import uuid
+from typing import Annotated, Any
 
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.deps import SessionDep, SettingsDep, StoreDep, requires
+from api.schemas.clearance import (
+    CertificateCheckRead,
+    ClearanceCreate,
+    ClearanceRead,
+    ItemRead,
+    ReviewCreate,
+    UseName,
+)
+from registry import clearance
+from registry.access import ApiKey, Role
+from registry.audit import record
+from registry.clearance.datasets import Dataset, open_dataset
+from registry.clearance.reports import item_dict
+from registry.db import session_scope
+from registry.errors import Forbidden, InvalidInput, MediaTooLarge, NotFound, RegistryError
+from registry.settings import Settings
+
+log = logging.getLogger("clearhouse.clearance")
 router = APIRouter(prefix="/v1", tags=["clearance"])
+
+Submitter = Annotated[ApiKey, Depends(requires(Role.ml))]
+Reader = Annotated[ApiKey, Depends(requires(Role.ml, Role.legal))]
+Legal = Annotated[ApiKey, Depends(requires(Role.legal))]
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+
+
+def _job_for(session: Session, job_id: int, key: ApiKey) -> clearance.ClearanceJob:
+    """The job, if this key may read it: legal and admin read all, ml only its own."""
+    job = clearance.get_job(session, job_id)
+    if key.role in (Role.admin.value, Role.legal.value):
+        return job
+    if job.owner_key_id != key.id:
+        raise Forbidden(f"clearance job {job_id} was submitted by another key")
+    return job
+
+
+def _run_in_background(factory: sessionmaker[Session], settings: Settings, job_id: int) -> None:
+    from registry.policy import load_policies
+
+    try:
+        with session_scope(factory) as session:
+            matcher = clearance.load_matcher(session, index_dir=settings.home / "index",
+                                             max_distance=settings.pdq_match_distance)
+        config = clearance.WorkerConfig(settings.resolved_database_url,
+                                        max_bytes=settings.max_upload_bytes,
+                                        max_pixels=settings.max_image_pixels)
+        clearance.run_job(factory, job_id, config=config,
+                          policies=load_policies(settings.policies_dir), matcher=matcher)
+    except RegistryError as exc:
+        with session_scope(factory) as session:
+            job = clearance.get_job(session, job_id)
+            job.status, job.error = clearance.JobStatus.failed.value, exc.message
+    except Exception:  # a bug: keep the job resumable and say so in the log
+        log.exception("clearance job %s stopped", job_id)
+
+
+def _submit(
+    request: Request, background: BackgroundTasks, session: Session, key: ApiKey,
+    dataset: Dataset, *, use: str, licensee: str, model: str | None, workers: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    job = clearance.submit_job(session, dataset=dataset, use=use, licensee=licensee,
+                               model_family=model, owner=key.name, owner_key_id=key.id,
+                               workers=workers, batch_size=batch_size)
+    record(session, actor=key.name, action="clearance.submit", subject=f"clearance:{job.id}",
+           dataset=job.dataset_uri, use=use, licensee=licensee, model=model)
+    data = clearance.job_dict(session, job)
+    background.add_task(_run_in_background, request.app.state.session_factory,
+                        request.app.state.settings, job.id)
+    return data
+
+
+@router.post("/clearances", response_model=ClearanceRead, status_code=202)
+def create_clearance(
+    body: ClearanceCreate, request: Request, background: BackgroundTasks,
+    session: SessionDep, settings: SettingsDep, key: Submitter,
+) -> object:
+    """Clear a dataset at a server-side path under one of the allowed roots."""
+    if not settings.allowed_roots:
+        raise InvalidInput("no allowed dataset roots are configured on this server "
+                           "(CLEARHOUSE_ALLOWED_ROOTS); upload an archive instead")
+    dataset = open_dataset(body.dataset, allowed_roots=settings.allowed_roots,
+                           path_column=body.path_column, id_column=body.id_column,
+                           caption_column=body.caption_column)
+    return _submit(request, background, session, key, dataset, use=body.use,
+                   licensee=body.licensee, model=body.model, workers=body.workers,
+                   batch_size=body.batch_size)
+
+
+@router.post("/clearances/archive", response_model=ClearanceRead, status_code=202)
+def create_clearance_from_archive(
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    settings: SettingsDep,
+    key: Submitter,
+    file: Annotated[UploadFile, File(description="the dataset as a .zip or .tar archive")],
+    use: Annotated[UseName, Form()],
+    licensee: Annotated[str, Form(min_length=1, max_length=200)],
+    model: Annotated[str | None, Form(max_length=200)] = None,
+    workers: Annotated[int, Form(ge=1, le=64)] = 1,
+    batch_size: Annotated[int, Form(ge=1, le=10_000)] = 16,
+) -> object:
+    """Clear an uploaded archive (zip, tar, or one WebDataset shard)."""
+    name = (file.filename or "").lower()
+    suffix = next((s for s in ARCHIVE_SUFFIXES if name.endswith(s)), None)
+    if suffix is None:
+        raise InvalidInput(f"{file.filename}: upload a {', '.join(ARCHIVE_SUFFIXES)} archive")
+    data = file.file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise MediaTooLarge(
+            f"{file.filename}: upload is over the limit of {settings.max_upload_bytes} bytes")
+    folder = settings.jobs_dir / "uploads" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    target = folder / f"dataset{suffix}"
+    target.write_bytes(data)
+    dataset = open_dataset(target, allowed_roots=[folder])
+    return _submit(request, background, session, key, dataset, use=use, licensee=licensee,
+                   model=model, workers=workers, batch_size=batch_size)
+
+
+@router.get("/clearances", response_model=list[ClearanceRead])
+def list_clearances(session: SessionDep, key: Reader, limit: int = Query(50, ge=1, le=500)
+                    ) -> object:
+    own = key.id if key.role == Role.ml.value else None
+    return [clearance.job_dict(session, j)
+            for j in clearance.list_jobs(session, owner_key_id=own, limit=limit)]
+
+
+@router.get("/clearances/{job_id}", response_model=ClearanceRead)
+def get_clearance(job_id: int, session: SessionDep, key: Reader) -> object:
+    return clearance.job_dict(session, _job_for(session, job_id, key))
+
+
+@router.get("/clearances/{job_id}/report")
+def get_report(
+    job_id: int, session: SessionDep, store: StoreDep, key: Reader,
+    format: str = Query("json", pattern="^(json|csv|html)$"),
+) -> Response:
+    job = _job_for(session, job_id, key)
+    if format == "json":
+        return JSONResponse(clearance.build_report(session, job))
+    text, media_type = clearance.render_report(session, job, format, store=store)
+    headers = {"Content-Disposition": f'inline; filename="clearance-{job_id}.{format}"'}
+    return Response(text, media_type=f"{media_type}; charset=utf-8", headers=headers)
+
+
+@router.get("/clearances/{job_id}/items", response_model=list[ItemRead])
+def list_items(
+    job_id: int, session: SessionDep, key: Reader,
+    verdict: str | None = Query(None, pattern="^(clear|blocked|review|error)$"),
+    limit: int = Query(1000, ge=1, le=100_000),
+) -> object:
+    _job_for(session, job_id, key)
+    return [item_dict(i) for i in clearance.list_items(session, job_id, verdict=verdict,
+                                                        limit=limit)]
+
+
+@router.post("/clearances/{job_id}/items/{item}/review", response_model=ItemRead)
+def review_item(job_id: int, item: int, body: ReviewCreate, session: SessionDep,
+                key: Legal) -> object:
+    row = clearance.review_item(session, job_id=job_id, item=item, decision=body.decision,
+                                comment=body.comment, actor=key.name)
+    return item_dict(row)
+
+
+def _studio_keys(settings: Settings) -> Any:
+    from registry.provenance.keys import ensure_studio_keys, load_signing_keys
+
+    if settings.signing_cert is not None and settings.signing_key is not None:
+        return load_signing_keys(cert=settings.signing_cert, key=settings.signing_key)
+    return ensure_studio_keys(settings.keys_dir)
+
+
+@router.post("/clearances/{job_id}/certificate", status_code=201)
+def issue_certificate(job_id: int, session: SessionDep, settings: SettingsDep,
+                      key: Reader) -> dict[str, Any]:
+    """Sign the certificate (the job must be finished with no item left in review)."""
+    job = _job_for(session, job_id, key)
+    keys = _studio_keys(settings)
+    return clearance.issue_certificate(session, job, private_key=keys.private_key,
+                                       chain_pem=keys.chain_pem, actor=key.name)
+
+
+@router.get("/clearances/{job_id}/certificate")
+def get_certificate(job_id: int, session: SessionDep, key: Reader) -> dict[str, Any]:
+    job = _job_for(session, job_id, key)
+    if job.certificate is None:
+        raise NotFound("certificate of clearance job", job_id)
+    return job.certificate
+
+
+@router.post("/certificates/verify", response_model=CertificateCheckRead)
+def verify_certificate(
+    envelope: dict[str, Any], settings: SettingsDep,
+    _: Annotated[ApiKey, Depends(requires(Role.ml, Role.legal, Role.partner))],
+) -> object:
+    """Check a certificate's signature against this server's trust anchors (no dataset check:
+    verify offline with `clearhouse certificate verify FILE --dataset PATH` for that)."""
+    from registry.provenance.keys import trust_anchors_pem
+
+    anchors = trust_anchors_pem(settings.trust_anchors, settings.keys_dir)
+    return clearance.verify_certificate(envelope, anchors_pem=anchors).as_dict()
+
