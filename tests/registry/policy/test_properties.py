@@ -116,7 +116,7 @@ FAST = settings(max_examples=150, deadline=None,
 
 
 @FAST
-@given(policy_sets(), assets, requests, st.sampled_from(LICENSEES + ["*"]), uses, scopes,
+@given(policy_sets(), assets, requests, st.sampled_from([*LICENSEES, "*"]), uses, scopes,
        st.data())
 def test_adding_an_allowed_grant_never_lifts_a_not_allowed_denial(
     licence_dicts: list[dict[str, Any]], asset: AssetFacts, request: dict[str, Any],
