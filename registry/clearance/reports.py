@@ -234,10 +234,11 @@ def report_html(
     """A standalone page: every thumbnail is an inline data: URI (no external file, no network)."""
     import jinja2
 
-    thumbs = dict(session.execute(
-        select(ClearanceItem.id, ClearanceItem.thumbnail).where(
-            ClearanceItem.job_id == job.id, ClearanceItem.thumbnail.is_not(None))
-    ).tuples().all())
+    thumbs: dict[int, bytes | None] = {
+        row_id: thumb for row_id, thumb in session.execute(
+            select(ClearanceItem.id, ClearanceItem.thumbnail).where(
+                ClearanceItem.job_id == job.id, ClearanceItem.thumbnail.is_not(None)))
+    }
     asset_thumbs: dict[str, str | None] = {}
     pairs = 0
     rows = []
