@@ -473,3 +473,17 @@ def certificate_info(cert: x509.Certificate) -> dict[str, object]:
         "sha256": cert.fingerprint(hashes.SHA256()).hex(),
         "extended_key_usage": [o.dotted_string for o in eku.value] if eku else [],  # type: ignore[attr-defined]
     }
+
+
+def studio_signing_keys(
+    *, signing_cert: Path | None, signing_key: Path | None, keys_dir: Path
+) -> StudioKeys:
+    """The keys that sign: the user's configured chain and key, else the studio's own (created on
+    first use). Raises SigningKeyError when only one of the chain and the key is configured."""
+    if signing_cert is not None or signing_key is not None:
+        if signing_cert is None or signing_key is None:
+            raise SigningKeyError(
+                "configure both CLEARHOUSE_SIGNING_CERT and CLEARHOUSE_SIGNING_KEY, or neither"
+            )
+        return load_signing_keys(cert=signing_cert, key=signing_key)
+    return ensure_studio_keys(keys_dir)
