@@ -498,41 +498,50 @@ class PolicySet:
                 )
         return out
 
-    def _prepare(self, req: _Request) -> dict[int, str | None]:
-        """Per licence: why it cannot apply to this request (None: it may)."""
+    def _prepare(self, req: _Request) -> dict[int, tuple[Clause, ...] | None]:
+        """Per licence: the clauses that say why it cannot apply to this request at all (no
+        grant for the use, other licensee, out of its period...), or None when it may apply.
+        Built once per request, shared by every decision of a batch."""
         folded = req.licensee.casefold()
-        return {
-            id(lic): lic.request_reason(folded, req.on, req.model_family, req.territory)
-            for lic in self._licences
-        }
-
-    def _decide(self, a: AssetFacts, req: _Request, prepared: dict[int, str | None]) -> Decision:
-        tags = _fold(a.tags)
-        franchise = a.franchise.casefold() if a.franchise is not None else None
-        clauses: list[Clause] = []
-        # (clause index, effective permission, licence) of grants that survived specificity
-        survivors: list[tuple[int, str, _Licence, bool]] = []
-        specificity_mattered = False
-        for lic in self._by_licensor.get(a.rightsholder.casefold(), ()):
+        out: dict[int, tuple[Clause, ...] | None] = {}
+        for lic in self._licences:
             pid, file = lic.terms.id, lic.file
             grants = lic.grants.get(req.use, ())
+            reason = lic.request_reason(folded, req.on, req.model_family, req.territory)
             if not grants:
-                clauses.append(Clause(pid, file, None, False, f"no grant for {req.use}",
-                                      line=lic.line))
-                continue
-            reason = prepared[id(lic)]
-            level: Level | None = None
-            if reason is None:
-                level, why = lic.scope.match(a, tags, franchise, "scope")
-                if level is None:
-                    reason = why
-            if reason is not None:
-                clauses.extend(
+                out[id(lic)] = (Clause(pid, file, None, False, f"no grant for {req.use}",
+                                       line=lic.line),)
+            elif reason is not None:
+                out[id(lic)] = tuple(
                     Clause(pid, file, g.label, False, reason, str(g.permission), line=g.line)
                     for g in grants
                 )
+            else:
+                out[id(lic)] = None
+        return out
+
+    def _decide(self, a: AssetFacts, req: _Request,
+                prepared: dict[int, tuple[Clause, ...] | None]) -> Decision:
+        tags = _fold(a.tags)
+        franchise = a.franchise.casefold() if a.franchise is not None else None
+        clauses: list[Clause] = []
+        # (clause index, effective permission, licence, a more specific grant overrode
+        # a different one in this licence) of the grants that survived specificity
+        survivors: list[tuple[int, str, _Licence, bool]] = []
+        for lic in self._by_licensor.get(a.rightsholder.casefold(), ()):
+            pid, file = lic.terms.id, lic.file
+            fixed = prepared[id(lic)]
+            if fixed is not None:
+                clauses.extend(fixed)
                 continue
-            assert level is not None
+            grants = lic.grants[req.use]
+            level, why = lic.scope.match(a, tags, franchise, "scope")
+            if level is None:
+                clauses.extend(
+                    Clause(pid, file, g.label, False, why, str(g.permission), line=g.line)
+                    for g in grants
+                )
+                continue
             applicable: list[tuple[_Grant, Level, str]] = []
             for g in grants:
                 if g.scope is not None:
@@ -562,7 +571,6 @@ class PolicySet:
                     continue
                 effective, _ = self._effective(g, a, req)
                 if effective not in winning_perms:
-                    specificity_mattered = True
                     survivors[:] = [
                         (i, e, li, li is lic or m) for i, e, li, m in survivors
                     ]
@@ -571,7 +579,7 @@ class PolicySet:
                     f"overridden by a more specific grant ({top.name} > {lv.name}) "
                     "of the same licence",
                     str(g.permission), lv.name, g.line))
-        return self._resolve(a, req, tuple(clauses), survivors, specificity_mattered)
+        return self._resolve(a, req, tuple(clauses), survivors)
 
     @staticmethod
     def _effective(g: _Grant, a: AssetFacts, req: _Request) -> tuple[str, str]:
@@ -588,8 +596,7 @@ class PolicySet:
         return "review", f"; constrained{info}: {text}"
 
     def _resolve(self, a: AssetFacts, req: _Request, clauses: tuple[Clause, ...],
-                 survivors: list[tuple[int, str, _Licence, bool]],
-                 specificity_mattered: bool) -> Decision:
+                 survivors: list[tuple[int, str, _Licence, bool]]) -> Decision:
         def make(outcome: Outcome, rule: Rule, pick: tuple[int, str, _Licence, bool] | None
                  ) -> Decision:
             return Decision(
