@@ -14,9 +14,8 @@ from cryptography import x509
 
 from api.cli.context import console, emit_json, err_console, fail, handle_errors, open_registry
 from api.cli.keys import keys_app
-from registry.errors import InvalidInput
 from registry.policy import PolicySet, load_policies
-from registry.provenance import Permission, StudioKeys, UsePermission
+from registry.provenance import StudioKeys
 from registry.provenance.keys import (
     ROOT_CERT,
     certificate_info,
@@ -32,38 +31,13 @@ from registry.provenance.service import (
     sign_generated,
     verify_with_catalog,
 )
-from registry.provenance.training import USES, parse_permission
+from registry.provenance.training import parse_training_specs
 from registry.settings import Settings
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 EXIT_FOR_STATE = {"valid": 0, "invalid": 2, "untrusted": 3, "no_manifest": 4}
 STYLE_FOR_STATE = {"valid": "green", "invalid": "red", "untrusted": "yellow",
                    "no_manifest": "yellow"}
-
-
-def parse_training(specs: list[str]) -> dict[str, UsePermission]:
-    """`--training` values: `notAllowed` (every use), `ai_training=notAllowed`, or
-    `data_mining=constrained:ask licensing@studio` (the text after the colon is the constraint)."""
-    out: dict[str, UsePermission] = {}
-    for spec in specs:
-        use_part, sep, value = spec.partition("=")
-        uses = [use_part.strip()] if sep else list(USES)
-        if not sep:
-            value = use_part
-        for use in uses:
-            if use not in USES:
-                raise InvalidInput(f"--training {spec!r}: unknown use {use!r} "
-                                   f"(one of {', '.join(USES)})")
-        word, _, info = value.partition(":")
-        try:
-            permission = parse_permission(word)
-        except ValueError as exc:
-            raise InvalidInput(f"--training {spec!r}: {exc}") from exc
-        if info and permission != Permission.constrained:
-            raise InvalidInput(f"--training {spec!r}: only `constrained` takes a constraint text")
-        for use in uses:
-            out[use] = UsePermission(use, permission, info.strip() or None)
-    return out
 
 
 def _policies(settings: Settings) -> PolicySet | None:
@@ -116,7 +90,7 @@ def sign(
         fail(f"{output}: exists (use --force to overwrite)")
     if output.resolve() == input_path.resolve():
         fail("OUTPUT must differ from INPUT (the input is never changed)")
-    explicit = parse_training(training or [])
+    explicit = parse_training_specs(training or [])
     reg = open_registry()
     settings = reg.settings
     keys = _keys(settings)

@@ -160,11 +160,27 @@ def resolve_ingredient(
         data, label = read_source(path, name=ref, max_bytes=max_bytes)
         return ingredient_from_file(session, data, name=label, relationship=relationship,
                                     matcher=matcher, max_bytes=max_bytes, max_pixels=max_pixels)
+    return ingredient_from_key(session, store, ref, relationship=relationship,
+                               what="not a file, an asset id or a sha256")
+
+
+def ingredient_from_key(
+    session: Session,
+    store: BlobStore,
+    ref: str,
+    *,
+    relationship: str = "componentOf",
+    what: str = "not an asset id or a sha256",
+) -> IngredientSpec:
+    """A catalog asset named by id or sha256 (never a path: safe for callers over HTTP).
+
+    Raises NotFound for an unknown asset, InvalidInput for anything else.
+    """
     key = ref.strip().lower()
     if key.isdigit() or _SHA256.match(key):
         asset = catalog.get_asset(session, int(key) if key.isdigit() else key)
         return ingredient_from_asset(store, asset, relationship=relationship, source=ref)
-    raise InvalidInput(f"ingredient {ref!r}: not a file, an asset id or a sha256")
+    raise InvalidInput(f"ingredient {ref!r}: {what}")
 
 
 def _permission_for(decision: Decision) -> UsePermission:

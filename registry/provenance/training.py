@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from registry.errors import InvalidInput
+
 CAWG_LABEL = "cawg.training-mining"
 C2PA_LABEL = "c2pa.training-mining"  # C2PA 1.x; read only
 LABELS = (CAWG_LABEL, C2PA_LABEL)
@@ -190,3 +192,29 @@ def _read_entry(
         return None
     info = value.get("constraint_info", value.get("constraints_info"))
     return TrainingEntry(label, key, use, permission, str(info) if info is not None else None)
+
+
+def parse_training_specs(specs: Iterable[str]) -> dict[str, UsePermission]:
+    """Training options as the CLI and the API take them: `notAllowed` (every use),
+    `ai_training=notAllowed`, or `data_mining=constrained:ask licensing@studio` (the text after the
+    colon is the constraint). Raises InvalidInput naming the bad option."""
+    out: dict[str, UsePermission] = {}
+    for spec in specs:
+        use_part, sep, value = spec.partition("=")
+        uses = [use_part.strip()] if sep else list(USES)
+        if not sep:
+            value = use_part
+        for use in uses:
+            if use not in USES:
+                raise InvalidInput(f"training {spec!r}: unknown use {use!r} "
+                                   f"(one of {', '.join(USES)})")
+        word, _, info = value.partition(":")
+        try:
+            permission = parse_permission(word)
+        except ValueError as exc:
+            raise InvalidInput(f"training {spec!r}: {exc}") from exc
+        if info and permission != Permission.constrained:
+            raise InvalidInput(f"training {spec!r}: only `constrained` takes a constraint text")
+        for use in uses:
+            out[use] = UsePermission(use, permission, info.strip() or None)
+    return out
