@@ -363,6 +363,9 @@ def _check_conditions(c: Conditions, a: AssetFacts, r: _Request) -> tuple[bool, 
     return ok, notes
 
 
+PREPARED_CACHE_SIZE = 256
+
+
 class PolicySet:
     """Loaded, validated and compiled policies. Immutable: reloading builds a new one."""
 
@@ -380,6 +383,12 @@ class PolicySet:
         self._named_ids = frozenset().union(
             *(s.include.asset_ids | s.exclude.asset_ids for s in scopes))
         self._named_shas = frozenset().union(*(s.include.shas | s.exclude.shas for s in scopes))
+        self._named_tags: frozenset[str] = frozenset().union(
+            *(s.include.tags | s.exclude.tags for s in scopes))
+        self._named_franchises: frozenset[str] = frozenset().union(
+            *(s.include.franchises | s.exclude.franchises for s in scopes))
+        # per-request clauses for decide() called in a loop (bounded; cleared when full)
+        self._prepared: dict[_Request, dict[int, tuple[Clause, ...] | None]] = {}
         self._size_matters = any(
             g.conditions is not None and g.conditions.max_resolution is not None
             for lic in self._licences for gs in lic.grants.values() for g in gs
@@ -458,7 +467,12 @@ class PolicySet:
         Raises InvalidInput for an unknown use or an empty licensee.
         """
         req = self._request(licensee, use, on, model_family, territory, resolution, attribution)
-        return self._decide(asset, req, self._prepare(req))
+        prepared = self._prepared.get(req)
+        if prepared is None:
+            if len(self._prepared) >= PREPARED_CACHE_SIZE:
+                self._prepared.clear()
+            prepared = self._prepared[req] = self._prepare(req)
+        return self._decide(asset, req, prepared)
 
     def decide_many(
         self,
@@ -477,13 +491,19 @@ class PolicySet:
         prepared = self._prepare(req)
         memo: dict[tuple[object, ...], Decision] = {}
         out: list[Decision] = []
-        named_ids, named_shas, size = self._named_ids, self._named_shas, self._size_matters
+        named_ids, named_shas = self._named_ids, self._named_shas
+        size = self._size_matters and req.resolution is None
+        # A decision depends on tags and franchises only through the ones policies name.
+        known_tags, known_franchises = self._named_tags, self._named_franchises
         for a in assets:
             if a.asset_id in named_ids or a.sha256 in named_shas:
                 out.append(self._decide(a, req, prepared))
                 continue
+            franchise = a.franchise.casefold() if a.franchise is not None else None
             key: tuple[object, ...] = (
-                a.rightsholder, a.franchise, frozenset(a.tags),
+                a.rightsholder.casefold(),
+                franchise if franchise in known_franchises else None,
+                _fold(a.tags) & known_tags,
                 (a.width, a.height) if size else None,
             )
             hit = memo.get(key)
