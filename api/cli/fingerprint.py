@@ -1,9 +1,163 @@
-"""`clearhouse` commands of the fingerprint area."""
+"""`clearhouse match ...` and `clearhouse fingerprint rebuild|status`."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from api.cli.context import (
+    console,
+    emit_json,
+    err_console,
+    fail,
+    handle_errors,
+    open_registry,
+    progress,
+)
+from registry.catalog import expand_paths
+from registry.fingerprint import Matcher, MatchResult, match_paths, rebuild_fingerprints
+from registry.fingerprint.index import database_stamp, ensure_index, load_index
+
+fingerprint_app = typer.Typer(help="Fingerprints of the catalog and their index.",
+                              no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+WorkersOpt = Annotated[
+    int | None, typer.Option(help="Worker processes (default: one per core).", min=1)
+]
+
+
+def _where(m: dict[str, object]) -> str:
+    parts = []
+    if m.get("region"):
+        parts.append("region " + ",".join(str(v) for v in m["region"]))  # type: ignore[attr-defined]
+    if m.get("time_s") is not None:
+        parts.append(f"t={m['time_s']}s")
+    if m.get("transform"):
+        parts.append(str(m["transform"]))
+    return "; ".join(parts)
+
+
+@handle_errors
+def match(
+    paths: Annotated[list[Path], typer.Argument(help="Image/video files or folders.")],
+    workers: WorkersOpt = None,
+    exhaustive: Annotated[
+        bool, typer.Option(help="Always run the keypoint stage (finds several assets in a "
+                           "collage; slower).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find catalog assets in files: prints per file the matches (signal, distance, confidence,
+    region or time code) or 'no match'. Exit code 1 if any file could not be read."""
+    for path in paths:
+        if not path.exists():
+            fail(f"{path}: no such file or folder")
+    reg = open_registry()
+    files = expand_paths(paths)
+    with reg.session() as session:
+        matcher = Matcher.load(session, index_dir=reg.settings.home / "index",
+                               max_distance=reg.settings.pdq_match_distance,
+                               exhaustive=exhaustive)
+    results: list[MatchResult] = []
+    started = time.monotonic()
+    with progress(transient=True) as bar:
+        task = bar.add_task("matching", total=len(files), rate="")
+        for result in match_paths(matcher, files, workers=workers,
+                                  max_bytes=reg.settings.max_upload_bytes,
+                                  max_pixels=reg.settings.max_image_pixels):
+            results.append(result)
+            rate = len(results) / max(time.monotonic() - started, 1e-6)
+            bar.update(task, advance=1, rate=f"{rate:.1f} files/s")
+    errors = sum(r.error is not None for r in results)
+    if as_json:
+        emit_json({"results": [r.as_dict() for r in results],
+                   "summary": {"files": len(results),
+                               "matched": sum(r.matched for r in results),
+                               "errors": errors}})
+    else:
+        table = Table("file", "asset", "signal", "distance", "confidence", "where")
+        for r in results:
+            if r.error:
+                table.add_row(r.path, "[red]error[/]", "", "", "", r.error)
+            elif not r.matches:
+                table.add_row(r.path, "[dim]no match[/]", "", "", "", "")
+            for m in r.matches:
+                d = m.as_dict()
+                table.add_row(r.path, f"{m.asset_id} {m.asset_sha256[:12]}", m.signal,
+                              str(m.distance), f"{m.confidence:.2f}", _where(d))
+        console.print(table)
+        console.print(f"{len(results)} file(s): {sum(r.matched for r in results)} matched, "
+                      f"{errors} error(s)")
+    if errors:
+        raise typer.Exit(1)
+
+
+@fingerprint_app.command("rebuild")
+@handle_errors
+def rebuild(
+    missing: Annotated[
+        bool, typer.Option("--missing", help="Only assets that have no fingerprints yet.")
+    ] = False,
+    workers: WorkersOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute every asset's fingerprints from the blob store, then rebuild the index."""
+    reg = open_registry()
+    started = time.monotonic()
+    with reg.session() as session, progress() as bar:
+        task = bar.add_task("fingerprinting", total=None, rate="")
+
+        def on_progress(done: int, total: int) -> None:
+            rate = done / max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=done, total=total, rate=f"{rate:.1f} assets/s")
+
+        summary = rebuild_fingerprints(session, store=reg.store, on_progress=on_progress,
+                                       only_missing=missing, workers=workers)
+    with reg.session() as session:
+        generation = ensure_index(session, reg.settings.home / "index")
+    data = {**summary.as_dict(), "index": generation,
+            "seconds": round(time.monotonic() - started, 2)}
+    if as_json:
+        emit_json(data)
+    else:
+        for asset_id, error in summary.errors:
+            err_console.print(f"[red]error[/] asset {asset_id}: {error}", highlight=False)
+        console.print(f"fingerprinted {summary.assets} asset(s): {summary.hashes} hashes, "
+                      f"{summary.keypoints} keypoints; {len(summary.weak)} weakly protectable "
+                      f"(flat, few features); index {generation}")
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+@fingerprint_app.command("status")
+@handle_errors
+def status(as_json: JsonOpt = False) -> None:
+    """Show the index: generation, counts, and whether it is current with the database."""
+    reg = open_registry()
+    index_dir = reg.settings.home / "index"
+    with reg.session() as session:
+        stamp = database_stamp(session)
+    try:
+        loaded = load_index(index_dir)
+        data = {"index_dir": str(index_dir), "generation": loaded.generation,
+                "fresh": loaded.manifest.get("stamp") == stamp,
+                "counts": loaded.manifest.get("counts"), "database": stamp}
+    except FileNotFoundError:
+        data = {"index_dir": str(index_dir), "generation": None, "fresh": False,
+                "counts": None, "database": stamp}
+    if as_json:
+        emit_json(data)
+        return
+    state = "current" if data["fresh"] else "stale (rebuilt on the next match)"
+    console.print(f"index {data['generation'] or '(none)'} under {index_dir}: {state}")
+    console.print(f"indexed: {data['counts']}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    app.command("match")(match)
+    app.add_typer(fingerprint_app, name="fingerprint")

@@ -102,17 +102,18 @@ class SignalType(abc.ABC):
 
 
 # The dihedral group in the order pdqhash.compute_dihedral (and the PDQ reference) uses:
-# original, rotate 90, rotate 180, rotate 270, flip x, flip y, flip +1 (transpose), flip -1.
+# original, rotate 90/180/270 (counter-clockwise), flip about the x axis (top-bottom), flip about
+# the y axis (left-right, a mirror), flip +1 (transpose), flip -1 (transverse).
 DIHEDRAL_NAMES = (
-    "identity", "rot90", "rot180", "rot270", "flip_h", "flip_v", "transpose", "transverse",
+    "identity", "rot90", "rot180", "rot270", "flip_v", "flip_h", "transpose", "transverse",
 )
 DIHEDRAL_TRANSPOSES: tuple[Image.Transpose | None, ...] = (
     None,
     Image.Transpose.ROTATE_90,
     Image.Transpose.ROTATE_180,
     Image.Transpose.ROTATE_270,
-    Image.Transpose.FLIP_LEFT_RIGHT,
     Image.Transpose.FLIP_TOP_BOTTOM,
+    Image.Transpose.FLIP_LEFT_RIGHT,
     Image.Transpose.TRANSPOSE,
     Image.Transpose.TRANSVERSE,
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import av
 import numpy as np
@@ -51,14 +51,25 @@ def probe_video(stream: BinaryIO, name: str, container: str, *, max_pixels: int)
     return MediaInfo("video", VIDEO_MEDIA_TYPES[container], width, height, duration)
 
 
-def _thumb(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("L").resize((32, 32)), dtype=np.float32)
+def _picture(frame: Any) -> Image.Image:
+    image: Image.Image = frame.to_image()
+    return image
+
+
+def _thumb(frame: Any) -> np.ndarray:
+    # FFmpeg scales to 32x32 grey: no full-size RGB conversion for frames that are not kept.
+    small = frame.reformat(width=32, height=32, format="gray")
+    return np.asarray(small.to_ndarray(), dtype=np.float32)
 
 
 def sample_frames(
     source: str | BinaryIO, *, name: str = "<video>", interval_s: float = 1.0
 ) -> Iterator[Frame]:
-    """Yield frames at every `interval_s` and at scene changes, in time order."""
+    """Yield frames at every `interval_s` and at scene changes, in time order.
+
+    Every frame is decoded (a cut can fall anywhere), but only the kept ones are converted to
+    RGB pictures; the scene test works on 32x32 grey thumbnails made by FFmpeg's scaler.
+    """
     try:
         with av.open(source, mode="r") as box:
             if not box.streams.video:
@@ -69,8 +80,7 @@ def sample_frames(
             previous: np.ndarray | None = None
             for frame in box.decode(vs):
                 t = float(frame.time) if frame.time is not None else 0.0
-                image = frame.to_image()  # type: ignore[no-untyped-call]
-                thumb = _thumb(image)
+                thumb = _thumb(frame)
                 changed = (
                     previous is not None
                     and float(np.abs(thumb - previous).mean()) > SCENE_CHANGE_THRESHOLD
@@ -78,8 +88,8 @@ def sample_frames(
                 previous = thumb
                 if t + 1e-6 >= next_due:
                     next_due = (int(t / interval_s) + 1) * interval_s
-                    yield Frame(t, image, "interval")
+                    yield Frame(t, _picture(frame), "interval")
                 elif changed:
-                    yield Frame(t, image, "scene")
-    except av.FFmpegError as exc:
+                    yield Frame(t, _picture(frame), "scene")
+    except (av.FFmpegError, ValueError) as exc:
         raise CorruptMedia(f"{name}: unreadable video ({exc})") from exc

@@ -1,0 +1,34 @@
+"""Schemas of the fingerprint area: the match JSON contract (DESIGN.md)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class MatchRead(BaseModel):
+    asset_id: int
+    asset_sha256: str
+    signal: str = Field(description="pdq, phash or sift")
+    distance: int | float = Field(
+        description="Hamming bits for pdq/phash; for sift the share of candidate "
+        "correspondences RANSAC rejected (0..1). Lower is closer."
+    )
+    confidence: float = Field(ge=0, le=1)
+    region: list[int] | None = Field(None, description="x, y, w, h in the query's pixels")
+    time_s: float | None = Field(
+        None, description="query time code (video query) or asset frame time (video asset)"
+    )
+    transform: str | None = None
+    asset_time_s: float | None = None
+    inliers: int | None = None
+    time_codes: list[float] = Field(default_factory=list)
+
+
+class MatchResultRead(BaseModel):
+    path: str
+    error: str | None = None
+    matches: list[MatchRead]
+
+
+class MatchResponse(BaseModel):
+    results: list[MatchResultRead]
