@@ -262,3 +262,47 @@ def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app (`keys show|rotate` join the keys group)."""
     app.command("sign")(sign)
     app.command("verify")(verify)
+
+
+def make_demo_generated_image(out: Path) -> tuple[Path, list[Path]]:
+    """A stand-in for a model's output: Harbor Lights' cat photo composited onto its coffee photo
+    (two real photographs scikit-image ships). Returns the image and the two source photos."""
+    import skimage.data
+    from PIL import Image, ImageFilter
+
+    samples = Path(skimage.data.__file__).parent
+    background, cat = samples / "coffee.png", samples / "chelsea.png"
+    canvas = Image.open(background).convert("RGB").filter(ImageFilter.SMOOTH)
+    inset = Image.open(cat).convert("RGB").resize((200, 150))
+    canvas.paste(inset, (canvas.width - 220, 20))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out, "JPEG", quality=90)
+    return out, [background, cat]
+
+
+def demo_steps(step: Any, out_dir: Path) -> None:
+    """The provenance part of `make demo`: sign a generated image with its two catalog
+    ingredients (given as files: linked to their assets by sha256), verify it (valid), verify it
+    against a trust bundle without the studio root (untrusted), and a tampered copy (invalid).
+
+    `step(title, *args, check=True)` runs one `clearhouse` command (scripts/demo.py's helper).
+    Needs the demo catalog (coffee.png and chelsea.png imported) for the ingredients to link.
+    """
+    generated, sources = make_demo_generated_image(out_dir / "provenance" / "generated.jpg")
+    signed = generated.with_name("generated.signed.jpg")
+    step("Sign a generated image: model, prompt, two studio ingredients, training permissions "
+         "from the policies", "sign", str(generated), "-o", str(signed), "--force",
+         "--model", "lumen-diffusion-2", "--prompt", "a cat over a cup of coffee",
+         *(arg for src in sources for arg in ("--ingredient", str(src))))
+    step("Verify it against the studio's trust anchors", "verify", str(signed))
+    bundle = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "c2pa" / \
+        "trust" / "test_cert_root_bundle.pem"
+    if bundle.is_file():
+        step("Verify it against a trust bundle without the studio root (exit 3: untrusted)",
+             "verify", str(signed), "--trust-anchors", str(bundle), check=False)
+    tampered = generated.with_name("generated.tampered.jpg")
+    data = bytearray(signed.read_bytes())
+    data[-200] ^= 0x24  # pixels changed after signing (inside the JPEG scan data)
+    tampered.write_bytes(bytes(data))
+    step("Verify a copy whose pixels were changed after signing (exit 2: invalid)",
+         "verify", str(tampered), check=False)

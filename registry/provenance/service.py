@@ -2,8 +2,8 @@
 catalog matches for what a verifier receives.
 
 - An ingredient is a catalog asset (by id or sha256: its original bytes come from the blob store) or
-  a file. A file is linked to its catalog asset by sha256 first, then by fingerprint (when the
-  fingerprint area's Matcher is installed and has an index), else it goes in unlinked.
+  a file. A file is linked to its catalog asset by sha256 first, then by fingerprint (the
+  fingerprint area's Matcher: its best match), else it goes in unlinked.
 - The `cawg.training-mining` permissions of the output are the policy decisions for the linked
   assets, per use, for the licensee `*` (anyone who receives the media) unless told otherwise:
   allowed -> allowed, denied -> notAllowed, review -> constrained; the most restrictive asset wins.
@@ -15,12 +15,11 @@ catalog matches for what a verifier receives.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -28,6 +27,7 @@ from registry import catalog
 from registry.audit import record
 from registry.catalog import Asset, BlobStore, sha256_bytes
 from registry.errors import InvalidInput, NotFound
+from registry.fingerprint import Match, Matcher
 from registry.media import probe
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from registry.policy import AssetFacts, Decision, PolicySet
@@ -46,41 +46,18 @@ PUBLIC_LICENSEE = "*"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class MatchLike(Protocol):
-    asset_id: int
-    asset_sha256: str
-    signal: str
-    distance: float
-    confidence: float
+def load_matcher(session: Session, *, index_dir: Path) -> Matcher:
+    """The fingerprint Matcher over the catalog (its index is rebuilt first when stale)."""
+    return Matcher.load(session, index_dir=index_dir)
 
 
-class MatcherLike(Protocol):
-    """What we use of registry.fingerprint's Matcher (duck-typed so that provenance runs without
-    the fingerprint area)."""
-
-    def match_file(self, path: Path | bytes, *, name: str | None = None) -> Any: ...
-
-
-def load_matcher(session: Session, *, index_dir: Path) -> MatcherLike | None:
-    """The fingerprint Matcher over the catalog, or None when the fingerprint area has none yet
-    (then files are linked to assets by sha256 only)."""
-    try:
-        module = importlib.import_module("registry.fingerprint")
-    except ImportError:
-        return None
-    matcher_cls = getattr(module, "Matcher", None)
-    if matcher_cls is None:
-        return None
-    matcher: MatcherLike = matcher_cls.load(session, index_dir=index_dir)
-    return matcher
-
-
-def _best_match(matcher: MatcherLike | None, data: bytes, name: str) -> MatchLike | None:
+def _best_match(
+    matcher: Matcher | None, data: bytes, name: str, *, max_bytes: int, max_pixels: int
+) -> Match | None:
     if matcher is None:
         return None
-    result = matcher.match_file(data, name=name)
-    matches = list(getattr(result, "matches", None) or [])
-    return matches[0] if matches else None
+    result = matcher.match_file(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
+    return result.matches[0] if result.matches else None
 
 
 def ingredient_from_asset(
@@ -109,7 +86,7 @@ def ingredient_from_file(
     *,
     name: str,
     relationship: str = "componentOf",
-    matcher: MatcherLike | None = None,
+    matcher: Matcher | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> IngredientSpec:
@@ -124,11 +101,12 @@ def ingredient_from_file(
     if asset is not None:
         match = {"signal": "sha256", "asset_id": asset.id, "distance": 0, "confidence": 1.0}
     else:
-        best = _best_match(matcher, data, name)
+        best = _best_match(matcher, data, name, max_bytes=max_bytes, max_pixels=max_pixels)
         if best is not None:
             asset = catalog.get_asset(session, best.asset_id)
             match = {"signal": best.signal, "asset_id": best.asset_id,
-                     "distance": best.distance, "confidence": best.confidence}
+                     "distance": best.distance, "confidence": round(best.confidence, 3),
+                     "transform": best.transform}
     return IngredientSpec(
         title=Path(name).name,
         data=data,
@@ -147,7 +125,7 @@ def resolve_ingredient(
     ref: str,
     *,
     relationship: str = "componentOf",
-    matcher: MatcherLike | None = None,
+    matcher: Matcher | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> IngredientSpec:
@@ -305,7 +283,9 @@ def catalog_matches(
     data: bytes,
     *,
     name: str,
-    matcher: MatcherLike | None = None,
+    matcher: Matcher | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> VerifyResult:
     """`result` with `matches`: catalog assets equal to or resembling the file, and the catalog
     assets its ingredients declare (by sha256). Ingredient entries get `in_catalog`."""
@@ -315,14 +295,15 @@ def catalog_matches(
     if same is not None:
         matches.append({"subject": "file", "asset_id": same.id, "asset_sha256": same.sha256,
                         "signal": "sha256", "distance": 0, "confidence": 1.0})
-    if matcher is not None and result.media_type and result.media_type.startswith("image/"):
-        found = matcher.match_file(data, name=name)
-        for m in getattr(found, "matches", None) or []:
+    if matcher is not None:
+        found = matcher.match_file(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
+        for m in found.matches:
             if same is not None and m.asset_id == same.id:
                 continue
             matches.append({"subject": "file", "asset_id": m.asset_id,
                             "asset_sha256": m.asset_sha256, "signal": m.signal,
-                            "distance": m.distance, "confidence": m.confidence})
+                            "distance": m.distance, "confidence": round(m.confidence, 3),
+                            "transform": m.transform, "region": m.region})
     ingredients: list[dict[str, Any]] = []
     for index, ingredient in enumerate(result.ingredients):
         entry = dict(ingredient)
@@ -344,7 +325,7 @@ def verify_with_catalog(
     *,
     anchors_pem: bytes | None,
     name: str | None = None,
-    matcher: MatcherLike | None = None,
+    matcher: Matcher | None = None,
     allow_network: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -353,4 +334,5 @@ def verify_with_catalog(
     data, label = read_source(source, name=name, max_bytes=max_bytes)
     result = verify_media(data, anchors_pem=anchors_pem, name=label, allow_network=allow_network,
                           max_bytes=max_bytes, max_pixels=max_pixels)
-    return catalog_matches(session, result, data, name=label, matcher=matcher)
+    return catalog_matches(session, result, data, name=label, matcher=matcher,
+                           max_bytes=max_bytes, max_pixels=max_pixels)

@@ -65,7 +65,12 @@ class IngredientSpec:
         return {
             "title": self.title,
             "relationship": self.relationship,
-            "metadata": {ASSET_METADATA_KEY: {"asset_id": self.asset_id, "sha256": self.sha256}},
+            "metadata": {ASSET_METADATA_KEY: {
+                "asset_id": self.asset_id,
+                "sha256": self.sha256,
+                # How the asset was identified: catalog (named), sha256, or a fingerprint signal.
+                "linked_by": self.match.get("signal") if self.match else None,
+            }},
         }
 
     def as_dict(self) -> dict[str, Any]:

@@ -306,6 +306,7 @@ def _ingredient(raw: Mapping[str, Any], manifests: Mapping[str, Any]) -> dict[st
         "relationship": raw.get("relationship"),
         "asset_id": asset.get("asset_id"),
         "sha256": asset.get("sha256"),
+        "linked_by": asset.get("linked_by"),
         "has_manifest": bool(own and own in manifests),
     }
 

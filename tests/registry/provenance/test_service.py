@@ -15,6 +15,7 @@ from registry.provenance import Permission, StudioKeys, UsePermission
 from registry.provenance.service import (
     derive_training,
     ingredient_from_file,
+    load_matcher,
     resolve_ingredient,
     sign_generated,
     verify_with_catalog,
@@ -153,3 +154,39 @@ def test_verifying_a_catalog_asset_itself_matches_it_by_sha256(
     assert result.state == "no_manifest"
     assert result.matches[0]["asset_id"] == harbor_assets[0].id
     assert result.matches[0]["signal"] == "sha256"
+
+
+def _resized_jpeg(name: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    image = Image.open(skimage_photo(name)).convert("RGB")
+    out = io.BytesIO()
+    image.resize((image.width * 3 // 4, image.height * 3 // 4)).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def test_a_changed_copy_of_an_asset_is_linked_by_fingerprint_and_matched_on_verify(
+    session: Session, store: BlobStore, harbor_assets, tmp_path: Path,  # type: ignore[no-untyped-def]
+    studio_keys: StudioKeys, policies,  # type: ignore[no-untyped-def]
+) -> None:
+    from registry.fingerprint import fingerprint_new_asset
+
+    for asset in harbor_assets:
+        fingerprint_new_asset(session, asset, store.read(asset.sha256))
+    matcher = load_matcher(session, index_dir=tmp_path / "index")
+    copy = ingredient_from_file(session, _resized_jpeg("chelsea.png"), name="chelsea-small.jpg",
+                                matcher=matcher)
+    assert copy.asset_id == harbor_assets[1].id
+    assert copy.match is not None and copy.match["signal"] != "sha256"
+    outcome = sign_generated(session, _resized_jpeg("chelsea.png"), name="gen.jpg",
+                             keys=studio_keys, ingredients=[copy], policies=policies)
+    result = verify_with_catalog(session, outcome.signed.data, anchors_pem=studio_keys.root_pem,
+                                 matcher=matcher)
+    subjects = {(m["subject"], m["asset_id"]) for m in result.matches}
+    assert ("file", harbor_assets[1].id) in subjects  # the output itself resembles the asset
+    assert ("ingredient[0]", harbor_assets[1].id) not in subjects  # its bytes differ
+    assert result.ingredients[0]["asset_id"] == harbor_assets[1].id
+    assert result.ingredients[0]["linked_by"] == copy.match["signal"]
+    assert result.ingredients[0]["in_catalog"] is False
