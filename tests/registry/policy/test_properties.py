@@ -122,6 +122,18 @@ def test_adding_an_allowed_grant_never_lifts_a_not_allowed_denial(
     licence_dicts: list[dict[str, Any]], asset: AssetFacts, request: dict[str, Any],
     new_licensee: str, _use: Use, new_scope: dict[str, Any], data: st.DataObject,
 ) -> None:
+    # Make a notAllowed for this use likely to apply, so the interesting case comes up often.
+    blocker = {
+        "id": "blocker",
+        "licensor": asset.rightsholder,
+        "licensee": data.draw(st.sampled_from([request["licensee"], "*"])),
+        "scope": data.draw(st.sampled_from([{}, {"tags": list(asset.tags)[:1]}, new_scope])),
+        "grants": [{"use": str(request["use"]), "permission": "notAllowed"},
+                   *data.draw(st.lists(grants(), max_size=2))],
+    }
+    if blocker["scope"] == {"tags": []}:
+        blocker["scope"] = {}
+    licence_dicts = [*licence_dicts, blocker]
     before = build(licence_dicts).decide(asset, on=DAY, **request)
     extra = {
         "id": "added",
