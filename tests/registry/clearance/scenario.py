@@ -140,3 +140,14 @@ class Scenario:
 def build(tmp: Path, factory: sessionmaker[Session], store: BlobStore) -> Scenario:
     return Scenario(write_dataset(tmp / "dataset"), write_policies(tmp / "policies"),
                     import_catalog(factory, store))
+
+
+def write_large_dataset(folder: Path, extra: int) -> Path:
+    """The scenario dataset plus `extra` distinct unrelated photos (resized to distinct sizes)."""
+    write_dataset(folder)
+    (folder / "extra").mkdir(exist_ok=True)
+    sources = [_rgb(name) for name in UNRELATED]
+    for i in range(extra):
+        image = sources[i % len(sources)]
+        _save(_resized(image, 0.2 + 0.002 * i), folder / f"extra/{i:04d}.jpg")
+    return folder

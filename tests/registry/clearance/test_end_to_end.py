@@ -37,7 +37,7 @@ def cleared(tmp_path: Path, db_url: str, session_factory: sessionmaker[Session],
 
 
 def test_every_item_gets_the_expected_verdict(cleared) -> None:  # type: ignore[no-untyped-def]
-    sc, result = cleared
+    _sc, result = cleared
     verdicts = {item["key"]: item["verdict"] for item in result.report["items"]}
     assert verdicts == scenario.EXPECTED
     assert result.summary == {"clear": 6, "blocked": 2, "review": 2, "error": 4, "total": 14}
@@ -83,7 +83,7 @@ def test_report_has_the_published_shape_in_json_csv_and_html(  # type: ignore[no
     assert report["job"]["policy_versions"][0]["file"] == "harbor-lumen.yaml"
     with session_factory() as session:
         job = clearance.get_job(session, result.job_id)
-        text, media_type = clearance.render_report(session, job, "json")
+        text, _media_type = clearance.render_report(session, job, "json")
         assert json.loads(text)["summary"] == report["summary"]
         csv_text, _ = clearance.render_report(session, job, "csv")
         html, html_type = clearance.render_report(session, job, "html", store=store)
