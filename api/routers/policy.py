@@ -7,6 +7,7 @@ and field, and the previous policies stay in force.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -121,7 +122,7 @@ def _asset_key(key: int | str) -> int | str:
 
 @router.post("/decisions", response_model=DecisionBatch)
 def decide(body: DecisionRequest, session: SessionDep, holder: HolderDep,
-           _: Reader) -> object:
+           key: Reader) -> object:
     """Decide one use for a batch of assets (ids or sha256s), each with its explanation."""
     policy_set = _current(holder, session)
     keys = [_asset_key(k) for k in body.assets]
@@ -140,6 +141,10 @@ def decide(body: DecisionRequest, session: SessionDep, holder: HolderDep,
         licensee=body.licensee, use=body.use, on=body.on, model_family=body.model_family,
         territory=body.territory, resolution=body.resolution, attribution=body.attribution,
     )
+    counts = Counter(str(d.outcome) for d in decisions)
+    record(session, actor=key.name, action="policy.decide", subject=f"licensee:{body.licensee}",
+           use=str(body.use), on=str(decisions[0].on), assets=len(decisions),
+           outcomes=dict(counts), versions=[v.as_dict() for v in policy_set.versions])
     out = []
     for d in decisions:
         item = d.as_dict()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from registry.audit import events
 from registry.db import session_scope
 from registry.policy import list_policy_versions
 from registry.settings import Settings
@@ -78,7 +79,10 @@ def test_batch_decisions_by_id_and_sha256_with_explanations(
     assert [d["outcome"] for d in legal.json()["decisions"]] == ["allowed", "allowed", "denied"]
     with session_scope(client.app.state.session_factory) as session:
         recorded = {v.file for v in list_policy_versions(session)}
+        logged = events(session, subject="licensee:Lumen AI")
     assert "meridian-lumen-harbor-lights.yaml" in recorded
+    assert [e.detail["outcomes"] for e in logged] == [{"allowed": 2, "denied": 1},
+                                                      {"allowed": 1, "denied": 2}]
 
 
 def test_roles_legal_and_ml_read_admin_reloads(
