@@ -96,9 +96,11 @@ def sign(
     keys = _keys(settings)
     policies = _policies(settings)
     with reg.session() as session:
-        matcher = load_matcher(session, index_dir=settings.home / "index")
         refs = [(r, "componentOf") for r in ingredient or []] + \
             [(r, "inputTo") for r in reference or []]
+        # The fingerprint index is only needed to link ingredient files.
+        matcher = load_matcher(session, index_dir=settings.home / "index") \
+            if any(Path(r).is_file() for r, _ in refs) else None
         specs = [resolve_ingredient(session, reg.store, ref, relationship=rel, matcher=matcher,
                                     max_bytes=settings.max_upload_bytes,
                                     max_pixels=settings.max_image_pixels) for ref, rel in refs]

@@ -54,8 +54,8 @@ def _anchors(settings: Settings) -> bytes | None:
     return trust_anchors_pem(settings.trust_anchors, settings.keys_dir)
 
 
-async def _read(upload: UploadFile, settings: Settings) -> bytes:
-    data = await upload.read(settings.max_upload_bytes + 1)
+def _read(upload: UploadFile, settings: Settings) -> bytes:
+    data = upload.file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise MediaTooLarge(f"{upload.filename}: over the limit of {settings.max_upload_bytes} "
                             "bytes")
@@ -69,7 +69,7 @@ async def _read(upload: UploadFile, settings: Settings) -> bytes:
                                  "video/mp4": {}},
                      "description": "the signed file"}},
 )
-async def sign(
+def sign(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -97,16 +97,18 @@ async def sign(
         [(r, "inputTo") for r in reference or []]
     if len(refs) + len(ingredient_file or []) > MAX_INGREDIENTS:
         raise InvalidInput(f"at most {MAX_INGREDIENTS} ingredients")
-    data = await _read(file, settings)
+    data = _read(file, settings)
     limits = {"max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_image_pixels}
-    matcher = load_matcher(session, index_dir=settings.home / "index")
+    # Sync routes: FastAPI runs them in its thread pool, so signing never blocks the event loop.
+    matcher = load_matcher(session, index_dir=settings.home / "index") \
+        if ingredient_file else None
     specs: list[IngredientSpec] = []
     for ref, relationship in refs:
         # Catalog keys only: a server-side path is never read for a caller.
         specs.append(ingredient_from_key(session, store, ref, relationship=relationship))
     for upload in ingredient_file or []:
         specs.append(ingredient_from_file(
-            session, await _read(upload, settings), name=upload.filename or "ingredient",
+            session, _read(upload, settings), name=upload.filename or "ingredient",
             matcher=matcher, max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_image_pixels))
     keys = studio_signing_keys(signing_cert=settings.signing_cert,
@@ -137,7 +139,7 @@ def _safe(name: str) -> str:
 
 
 @router.post("/verify", response_model=VerifyRead)
-async def verify(
+def verify(
     session: SessionDep,
     settings: SettingsDep,
     _: Verifier,
@@ -145,7 +147,7 @@ async def verify(
 ) -> object:
     """Verify an uploaded file's C2PA manifest against the studio's trust anchors (offline) and
     match it and its ingredients to the catalog."""
-    data = await _read(file, settings)
+    data = _read(file, settings)
     matcher = load_matcher(session, index_dir=settings.home / "index")
     result = verify_with_catalog(
         session, data, anchors_pem=_anchors(settings), name=file.filename or "upload",

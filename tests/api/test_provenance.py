@@ -153,3 +153,21 @@ def test_the_trust_anchors_are_served_as_pem(
 ) -> None:
     res = client.get("/v1/trust-anchors", headers=keys["partner"])
     assert res.status_code == 200 and b"BEGIN CERTIFICATE" in res.content
+
+
+def test_configured_trust_anchors_replace_the_studio_root(
+    home: Path, db_url: str, keys: dict[str, dict[str, str]], client: TestClient
+) -> None:
+    from api.app import create_app
+    from registry.settings import Settings
+    from tests.registry.provenance.helpers import TEST_TRUST_BUNDLE
+
+    ours = _sign(client, keys["partner"]).content  # type: ignore[attr-defined]
+    app = create_app(Settings(home=home, database_url=db_url, trust_anchors=TEST_TRUST_BUNDLE))
+    with TestClient(app, raise_server_exceptions=False) as other:
+        fixture = _verify(other, keys["partner"], (C2PA_FIXTURES / "C.jpg").read_bytes(), "C.jpg")
+        assert fixture.json()["state"] == "valid"  # type: ignore[attr-defined]
+        mine = _verify(other, keys["partner"], ours).json()  # type: ignore[attr-defined]
+        assert mine["state"] == "untrusted"
+        assert "does not chain to a configured trust anchor" in mine["message"]
+    app.state.engine.dispose()
