@@ -1,0 +1,132 @@
+"""`clearhouse clear`, `review`, `certificate issue|verify` on both backends: exit codes, reports in
+three formats, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+from registry.catalog import BlobStore
+from registry.db import make_engine, make_session_factory
+from registry.settings import get_settings
+from tests.registry.clearance import scenario
+
+runner = CliRunner()
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def world(clearhouse_env: dict[str, str], tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Catalog and policies in place; returns the scenario dataset folder."""
+    monkeypatch.setenv("CLEARHOUSE_POLICIES_DIR",
+                       str(scenario.write_policies(tmp_path / "policies")))
+    get_settings.cache_clear()
+    engine = make_engine(clearhouse_env["CLEARHOUSE_DATABASE_URL"])
+    try:
+        scenario.import_catalog(make_session_factory(engine),
+                                BlobStore(Path(clearhouse_env["CLEARHOUSE_HOME"]) / "blobs"))
+    finally:
+        engine.dispose()
+    return scenario.write_dataset(tmp_path / "dataset")
+
+
+def _clear(dataset: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return run("clear", str(dataset), "--use", "ai_training", "--licensee", scenario.LICENSEE,
+               *extra)
+
+
+def test_the_report_schema_is_published() -> None:
+    result = run("clear", "--schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["required"] == ["job", "dataset", "summary", "items"]
+
+
+def test_exit_codes_say_clear_blocked_or_review(world: Path, tmp_path: Path) -> None:
+    full = _clear(world, "--json")
+    assert full.exit_code == 1  # blocked items
+    report = json.loads(full.stdout)
+    assert {i["key"]: i["verdict"] for i in report["items"]} == scenario.EXPECTED
+
+    only_clear = tmp_path / "only-clear"
+    shutil.copytree(world / "other", only_clear)
+    assert _clear(only_clear).exit_code == 0
+    only_review = tmp_path / "only-review"
+    shutil.copytree(world / "limited", only_review)
+    assert _clear(only_review, "--json").exit_code == 2
+    only_errors = tmp_path / "only-errors"
+    shutil.copytree(world / "bad", only_errors)
+    assert _clear(only_errors).exit_code == 3
+
+
+def test_reports_are_written_in_json_csv_and_html(world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    result = _clear(world, "--report", str(out / "r.html"), "--format", "html")
+    assert result.exit_code == 1
+    assert "blocked" in result.stdout and "coffee-small.jpg" in result.stdout
+    html = (out / "r.html").read_text()
+    assert html.startswith("<!doctype html>") and "data:image/jpeg;base64," in html
+    job = json.loads(run("clearances", "list", "--json").stdout)["jobs"][0]["id"]
+    run("clearances", "report", str(job), "--format", "csv", "--out", str(out / "r.csv"))
+    assert (out / "r.csv").read_text().startswith("path,key,id,sha256,verdict")
+    as_json = json.loads(run("clearances", "report", str(job)).stdout)
+    assert as_json["summary"]["total"] == len(scenario.EXPECTED)
+    shown = json.loads(run("clearances", "show", str(job), "--json").stdout)
+    assert shown["status"] == "finished"
+
+
+def test_review_then_certificate_issue_and_verify(world: Path, tmp_path: Path) -> None:
+    report = json.loads(_clear(world, "--json").stdout)
+    job = str(report["job"]["id"])
+    cert = tmp_path / "clearance.dsse.json"
+    early = run("certificate", "issue", job, "--out", str(cert))
+    assert early.exit_code == 1 and "awaiting legal review" in early.stderr
+
+    pending = json.loads(run("review", "list", job, "--json").stdout)["items"]
+    assert {i["key"] for i in pending} == {"limited/chelsea-small.jpg",
+                                           "limited/chelsea-mirror.jpg"}
+    for item, decision in zip(pending, ("allowed", "blocked"), strict=True):
+        done = run("review", "decide", job, str(item["item"]), "--decision", decision,
+                   "--comment", f"legal says {decision}", "--as", "legal-anna", "--json")
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.stdout)["review"]["by"] == "legal-anna"
+    assert json.loads(run("review", "list", job, "--json").stdout)["items"] == []
+    bad = run("review", "decide", job, "other/horse.jpg", "--decision", "allowed",
+              "--comment", "x")
+    assert bad.exit_code == 1 and "not awaiting review" in bad.stderr
+
+    issued = run("certificate", "issue", job, "--out", str(cert))
+    assert issued.exit_code == 0, issued.output
+    ok = run("certificate", "verify", str(cert), "--dataset", str(world), "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["counts"] == {"clear": 7, "blocked": 3, "review": 0, "error": 4}
+
+    (world / "other" / "horse.jpg").unlink()
+    changed = run("certificate", "verify", str(cert), "--dataset", str(world))
+    assert changed.exit_code == 1 and "dataset digest mismatch" in changed.stderr
+    envelope = json.loads(cert.read_text())
+    envelope["signatures"][0]["sig"] = envelope["signatures"][0]["sig"][::-1]
+    cert.write_text(json.dumps(envelope))
+    tampered = run("certificate", "verify", str(cert))
+    assert tampered.exit_code == 1 and "invalid certificate" in tampered.stderr
+
+
+def test_bad_command_lines_fail_with_one_line(world: Path, tmp_path: Path) -> None:
+    missing = _clear(tmp_path / "nope")
+    assert missing.exit_code == 1 and "no such file" in missing.stderr
+    assert missing.stderr.strip().count("\n") == 0
+    bad_use = run("clear", str(world), "--use", "painting", "--licensee", "x")
+    assert bad_use.exit_code == 1 and "use 'painting' is not one of" in bad_use.stderr
+    unknown = run("clear", "--resume", "999")
+    assert unknown.exit_code == 1 and "not found" in unknown.stderr
+    no_args = run("clear", str(world))
+    assert no_args.exit_code == 1 and "--use and --licensee are required" in no_args.stderr
