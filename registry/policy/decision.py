@@ -584,7 +584,7 @@ class PolicySet:
                 effective, text = self._effective(g, a, req)
                 winning_perms.add(effective)
                 survivors.append((len(clauses), effective, lic, False))
-                clauses.append(Clause(pid, file, g.label, True, f"applies: {w}{text}",
+                clauses.append(Clause(pid, file, g.label, True, f"{w}{text}",
                                       str(g.permission), lv.name, g.line))
             for g, lv, _w in applicable:
                 if lv == top:
