@@ -22,10 +22,13 @@ and anything else that verifies a chain against trust anchors use it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import itertools
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -47,6 +50,7 @@ ROOT_KEY = "root.key"
 SIGNING_CERT = "signing.pem"
 SIGNING_KEY = "signing.key"
 RETIRED_DIR = "retired"
+LOCK_FILE = ".lock"
 
 ROOT_VALIDITY = dt.timedelta(days=3650)
 SIGNING_VALIDITY = dt.timedelta(days=730)
@@ -249,8 +253,26 @@ def ensure_studio_keys(keys_dir: Path, *, organisation: str = "Clearhouse Studio
     0700. A root that exists without a signing certificate gets a new signing certificate.
     Raises SigningKeyError if existing files do not belong together.
     """
+    with _locked(keys_dir):
+        keys = _ensure_locked(keys_dir, organisation)
+    check_signing_keys(keys)
+    return keys
+
+
+@contextlib.contextmanager
+def _locked(keys_dir: Path) -> Iterator[None]:
+    """One process at a time creates or rotates keys (two first runs must not make two roots)."""
     keys_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(keys_dir, 0o700)
+    with open(keys_dir / LOCK_FILE, "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _ensure_locked(keys_dir: Path, organisation: str) -> StudioKeys:
     paths = _paths(keys_dir)
     root_key_path = keys_dir / ROOT_KEY
     created = False
@@ -267,10 +289,8 @@ def ensure_studio_keys(keys_dir: Path, *, organisation: str = "Clearhouse Studio
     if not paths.signing_cert_path.exists() or not paths.signing_key_path.exists():
         _issue_into(keys_dir, organisation)
         created = True
-    keys = StudioKeys(created, paths.root_cert_path, paths.signing_cert_path,
+    return StudioKeys(created, paths.root_cert_path, paths.signing_cert_path,
                       paths.signing_key_path)
-    check_signing_keys(keys)
-    return keys
 
 
 def _issue_into(keys_dir: Path, organisation: str) -> x509.Certificate:
@@ -295,11 +315,14 @@ def rotate_studio_keys(keys_dir: Path, *, organisation: str = "Clearhouse Studio
     The old certificate moves to keys_dir/retired/<serial hex>.pem (kept for the history of
     signatures; everything it signed still chains to the root); its private key is deleted.
     """
-    current = ensure_studio_keys(keys_dir, organisation=organisation)
-    old = current.signing_cert
-    retired = keys_dir / RETIRED_DIR / f"{old.serial_number:x}.pem"
-    _write_atomic(retired, _pem(old), private=False)
-    _issue_into(keys_dir, organisation)
+    with _locked(keys_dir):
+        # No validity check of the current certificate here: rotating is how an expired one is
+        # replaced.
+        current = _ensure_locked(keys_dir, organisation)
+        old = current.signing_cert
+        retired = keys_dir / RETIRED_DIR / f"{old.serial_number:x}.pem"
+        _write_atomic(retired, _pem(old), private=False)
+        _issue_into(keys_dir, organisation)
     keys = StudioKeys(True, current.root_cert_path, current.signing_cert_path,
                       current.signing_key_path)
     check_signing_keys(keys)
@@ -346,6 +369,10 @@ def check_signing_keys(keys: StudioKeys) -> None:
             f"{where}: a self-signed or lone certificate cannot sign C2PA manifests; give the "
             "chain (signing certificate, then its issuers)"
         )
+    try:
+        verify_chain(keys.chain_pem, keys.root_pem)
+    except CertificateInvalid as exc:
+        raise SigningKeyError(f"{where}: the chain does not hold together: {exc.message}") from exc
 
 
 def _ext(

@@ -166,3 +166,32 @@ def test_verify_chain_accepts_a_chain_to_an_anchor_and_names_what_is_wrong_other
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=5000)
     with pytest.raises(CertificateInvalid, match="not valid at"):
         verify_chain(ours.chain_pem, ours.root_pem, at=later)
+
+
+def test_an_expired_signing_certificate_is_refused_and_rotation_replaces_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    from registry.provenance import keys as keys_module
+
+    real_now = keys_module._now
+    monkeypatch.setattr(keys_module, "_now", lambda: real_now() - dt.timedelta(days=3 * 365))
+    ensure_studio_keys(tmp_path / "keys")  # made three years ago: the signing cert expired
+    monkeypatch.setattr(keys_module, "_now", real_now)
+    with pytest.raises(SigningKeyError, match="not valid now"):
+        ensure_studio_keys(tmp_path / "keys")
+    rotated = rotate_studio_keys(tmp_path / "keys")
+    assert signing_cert_problems(rotated.signing_cert) == []
+    assert not ensure_studio_keys(tmp_path / "keys").created
+
+
+def test_concurrent_first_runs_make_one_root(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: ensure_studio_keys(tmp_path / "keys"), range(4)))
+    assert len({k.root_pem for k in results}) == 1
+    assert sum(k.created for k in results) == 1
+    for keys in results:
+        verify_chain(keys.chain_pem, keys.root_pem)
