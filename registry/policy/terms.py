@@ -158,7 +158,7 @@ class LicenceTerms(_Strict):
         return tuple(t.strip().upper() for t in value)
 
 
-class _LicenceInFile(LicenceTerms):
+class LicenceEntry(LicenceTerms):
     licensor: str = Field(default="", description="defaults to the file's licensor")
 
 
@@ -166,7 +166,7 @@ class PolicyFile(_Strict):
     """A policy file: one licence, or `licences:` (with an optional shared `licensor`)."""
 
     licensor: str | None = None
-    licences: tuple[_LicenceInFile, ...]
+    licences: tuple[LicenceEntry, ...]
 
     @model_validator(mode="before")
     @classmethod
@@ -194,12 +194,17 @@ class PolicyFile(_Strict):
 
 
 def policy_json_schema() -> dict[str, Any]:
-    """The published JSON Schema of a policy file (a single licence or a list of them)."""
+    """The published JSON Schema of a policy file (a single licence or a list of them).
+
+    Both shapes share one `$defs` at the root, so every `#/$defs/...` reference resolves.
+    """
     single = LicenceTerms.model_json_schema(by_alias=True)
     many = PolicyFile.model_json_schema(by_alias=True)
+    defs: dict[str, Any] = {**single.pop("$defs", {}), **many.pop("$defs", {})}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Clearhouse policy file",
         "description": "One licence, or several under `licences` with a shared `licensor`.",
         "oneOf": [single, many],
+        "$defs": defs,
     }

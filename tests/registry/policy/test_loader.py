@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,5 @@ def test_the_published_schema_describes_the_shipped_fields() -> None:
     for word in ("licensor", "licensee", "grants", "constraint_info", "max_resolution",
                  "attribution_required", "model_family", "expires", "territories", "exclude"):
         assert word in text
+    refs = set(re.findall(r'"#/\$defs/(\w+)"', text))
+    assert refs and refs <= set(schema["$defs"])  # every reference resolves
