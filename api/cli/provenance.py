@@ -80,6 +80,8 @@ def sign(
     = PUBLIC_LICENSEE,
     edit: Annotated[bool, typer.Option(help="A generative edit of an existing image "
                                             "(compositeWithTrainedAlgorithmicMedia).")] = False,
+    replace_manifest: Annotated[bool, typer.Option(
+        help="Sign even if INPUT already carries a C2PA manifest (it is replaced).")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -107,7 +109,8 @@ def sign(
         outcome = sign_generated(
             session, input_path, keys=keys, name=input_path.name, model=model, prompt=prompt,
             ingredients=specs, explicit=explicit, policies=policies, licensee=licensee,
-            edit=edit, actor="cli", max_bytes=settings.max_upload_bytes,
+            edit=edit, replace_manifest=replace_manifest, actor="cli",
+            max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_image_pixels,
         )
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,9 @@ def sign(
         description="allowed|notAllowed|constrained, or USE=PERMISSION[:constraint]")] = None,
     licensee: Annotated[str, Form(max_length=200)] = PUBLIC_LICENSEE,
     edit: Annotated[bool, Form()] = False,
+    replace_manifest: Annotated[bool, Form(
+        description="sign even if the file already carries a C2PA manifest (it is replaced)")]
+    = False,
 ) -> Response:
     """Sign generated media with a C2PA manifest and return the signed file."""
     explicit = parse_training_specs(training or [])
@@ -117,7 +120,7 @@ def sign(
     outcome = sign_generated(
         session, data, keys=keys, name=file.filename or "generated", model=model, prompt=prompt,
         ingredients=specs, explicit=explicit, policies=policies, licensee=licensee, edit=edit,
-        actor=key.name, **limits,
+        replace_manifest=replace_manifest, actor=key.name, **limits,
     )
     summary = {"ingredients": [i.asset_id for i in outcome.signed.ingredients],
                "training_mining": {u: p.permission.value

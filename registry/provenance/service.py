@@ -238,6 +238,7 @@ def sign_generated(
     policies: PolicySet | None = None,
     licensee: str = PUBLIC_LICENSEE,
     edit: bool = False,
+    replace_manifest: bool = False,
     actor: str = "cli",
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -266,7 +267,8 @@ def sign_generated(
         )
     signed = sign_media(source, keys=keys, name=name, model=model, prompt=prompt,
                         ingredients=ingredients, training=permissions, edit=edit,
-                        max_bytes=max_bytes, max_pixels=max_pixels)
+                        replace_manifest=replace_manifest, max_bytes=max_bytes,
+                        max_pixels=max_pixels)
     record(
         session, actor=actor, action="provenance.sign",
         subject=f"sha256:{sha256_bytes(signed.data)}",

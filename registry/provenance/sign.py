@@ -23,7 +23,7 @@ from typing import Any
 from registry.errors import InvalidInput, UnsupportedMedia
 from registry.media import probe
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from registry.provenance.c2pa_adapter import MEDIA_TYPES_SIGNABLE, sign_bytes
+from registry.provenance.c2pa_adapter import MEDIA_TYPES_SIGNABLE, read_manifest, sign_bytes
 from registry.provenance.keys import StudioKeys
 from registry.provenance.training import UsePermission, cawg_assertion
 from registry.provenance.verify import (
@@ -135,6 +135,7 @@ def sign_media(
     ingredients: Sequence[IngredientSpec] = (),
     training: Mapping[str, UsePermission] | None = None,
     edit: bool = False,
+    replace_manifest: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> SignedMedia:
@@ -143,7 +144,8 @@ def sign_media(
     The input goes through the safe loader first (format from the bytes, byte and pixel limits, a
     full decode). Raises UnsupportedMedia (a format we do not sign: JPEG, PNG, WebP, GIF, TIFF,
     AVIF, MP4, MOV are), CorruptMedia, MediaTooLarge, InvalidInput (a prompt over 4000
-    characters, a bad relationship) or SigningFailed.
+    characters, a bad relationship, an input that already carries a C2PA manifest: signing would
+    drop it, so it takes `replace_manifest=True`) or SigningFailed.
     """
     data, label = read_source(source, name=name, max_bytes=max_bytes)
     info = probe(data, name=label, max_bytes=max_bytes, max_pixels=max_pixels)
@@ -153,6 +155,13 @@ def sign_media(
             f"{label}: {info.media_type} cannot carry a C2PA manifest here (signable: "
             f"{', '.join(sorted(MEDIA_TYPES_SIGNABLE))})"
         )
+    if not replace_manifest:
+        existing = read_manifest(data, media_type, anchors_pem=None)
+        if existing.kind != "no_manifest":
+            raise InvalidInput(
+                f"{label}: already carries a C2PA manifest; signing would replace it (ask for "
+                "that explicitly to go ahead)"
+            )
     if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
         raise InvalidInput(f"prompt: {len(prompt)} characters, over the limit of "
                            f"{MAX_PROMPT_CHARS}")

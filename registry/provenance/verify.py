@@ -300,6 +300,12 @@ def _ingredient(raw: Mapping[str, Any], manifests: Mapping[str, Any]) -> dict[st
     asset = meta.get(ASSET_METADATA_KEY) if isinstance(meta, Mapping) else None
     asset = asset if isinstance(asset, Mapping) else {}
     own = raw.get("active_manifest")
+    # What c2pa found wrong with the ingredient's own manifest when it was added.
+    results = raw.get("validation_results")
+    active = results.get("activeManifest") if isinstance(results, Mapping) else None
+    statuses = (active or {}).get("failure") if isinstance(active, Mapping) else \
+        raw.get("validation_status")
+    codes = [str(s.get("code")) for s in statuses or [] if isinstance(s, Mapping)]
     return {
         "title": raw.get("title"),
         "format": raw.get("format"),
@@ -308,6 +314,7 @@ def _ingredient(raw: Mapping[str, Any], manifests: Mapping[str, Any]) -> dict[st
         "sha256": asset.get("sha256"),
         "linked_by": asset.get("linked_by"),
         "has_manifest": bool(own and own in manifests),
+        "codes": list(dict.fromkeys(codes)),
     }
 
 

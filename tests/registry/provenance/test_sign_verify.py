@@ -195,3 +195,34 @@ def test_a_generative_edit_is_marked_composite(studio_keys: StudioKeys) -> None:
     signed = sign_media(skimage_photo("rocket.jpg"), keys=studio_keys, edit=True).data
     result = verify_media(signed, anchors_pem=studio_keys.root_pem)
     assert result.actions[0]["digitalSourceType"].endswith("compositeWithTrainedAlgorithmicMedia")
+
+
+def test_an_input_that_already_carries_a_manifest_is_not_silently_replaced(
+    studio_keys: StudioKeys,
+) -> None:
+    from tests.registry.provenance.helpers import C2PA_FIXTURES
+
+    for name in ("C.jpg", "no_alg.jpg", "cloud.jpg"):
+        with pytest.raises(InvalidInput, match="already carries a C2PA manifest"):
+            sign_media(C2PA_FIXTURES / name, keys=studio_keys)
+    replaced = sign_media(C2PA_FIXTURES / "C.jpg", keys=studio_keys, replace_manifest=True)
+    assert verify_media(replaced.data, anchors_pem=studio_keys.root_pem).state == "valid"
+
+
+def test_an_ingredient_with_a_broken_manifest_is_reported_with_its_codes(
+    studio_keys: StudioKeys,
+) -> None:
+    from registry.provenance import SigningFailed
+    from tests.registry.provenance.helpers import C2PA_FIXTURES
+
+    data = (C2PA_FIXTURES / "XCA.jpg").read_bytes()
+    spec = IngredientSpec("XCA.jpg", data, "image/jpeg", hashlib.sha256(data).hexdigest())
+    signed = sign_media(skimage_photo("rocket.jpg"), keys=studio_keys, ingredients=[spec]).data
+    result = verify_media(signed, anchors_pem=studio_keys.root_pem)
+    assert result.state == "valid"  # our own claim is intact ...
+    assert result.ingredients[0]["has_manifest"]
+    assert "assertion.dataHash.mismatch" in result.ingredients[0]["codes"]  # ... theirs was not
+    bad = (C2PA_FIXTURES / "no_alg.jpg").read_bytes()
+    with pytest.raises(SigningFailed, match="unknown algorithm"):
+        sign_media(skimage_photo("rocket.jpg"), keys=studio_keys, ingredients=[
+            IngredientSpec("no_alg.jpg", bad, "image/jpeg", hashlib.sha256(bad).hexdigest())])
