@@ -16,6 +16,7 @@ from typing import Any
 
 import c2pa
 
+from registry.errors import ProvenanceError
 from registry.provenance.errors import SigningFailed
 
 MEDIA_TYPES_SIGNABLE = frozenset(
@@ -72,10 +73,16 @@ class ReadOutcome:
 def read_manifest(
     data: bytes, media_type: str, *, anchors_pem: bytes | None, allow_network: bool = False
 ) -> ReadOutcome:
-    """Read and validate the manifest store embedded in `data` (never raises C2paError)."""
-    context = c2pa.Context.from_dict(
-        reader_settings(anchors_pem=anchors_pem, allow_network=allow_network)
-    )
+    """Read and validate the manifest store embedded in `data` (never raises C2paError).
+
+    Raises ProvenanceError if c2pa refuses the settings themselves (e.g. unusable trust anchors).
+    """
+    try:
+        context = c2pa.Context.from_dict(
+            reader_settings(anchors_pem=anchors_pem, allow_network=allow_network)
+        )
+    except c2pa.C2paError as exc:
+        raise ProvenanceError(f"C2PA verification settings refused: {exc}") from exc
     try:
         reader = c2pa.Reader.try_create(media_type, io.BytesIO(data), None, context)
         if reader is None:
@@ -113,7 +120,10 @@ def sign_bytes(
     `ingredients`: (ingredient definition, media type, bytes) each. Raises SigningFailed with the
     library's reason.
     """
-    context = c2pa.Context.from_dict(builder_settings())
+    try:
+        context = c2pa.Context.from_dict(builder_settings())
+    except c2pa.C2paError as exc:
+        raise SigningFailed(f"C2PA signing settings refused: {exc}") from exc
     try:
         signer = c2pa.Signer.from_info(
             c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain_pem, key_pem, None)

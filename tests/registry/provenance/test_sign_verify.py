@@ -226,3 +226,12 @@ def test_an_ingredient_with_a_broken_manifest_is_reported_with_its_codes(
     with pytest.raises(SigningFailed, match="unknown algorithm"):
         sign_media(skimage_photo("rocket.jpg"), keys=studio_keys, ingredients=[
             IngredientSpec("no_alg.jpg", bad, "image/jpeg", hashlib.sha256(bad).hexdigest())])
+
+
+def test_trust_anchors_c2pa_cannot_parse_are_a_provenance_error_not_a_crash(
+    signed_jpeg: bytes,
+) -> None:
+    from registry.errors import ProvenanceError
+
+    with pytest.raises(ProvenanceError, match="settings refused"):
+        verify_media(signed_jpeg, anchors_pem=b"not a pem bundle")
