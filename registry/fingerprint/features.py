@@ -14,6 +14,7 @@ Everything here is a pure function of the media bytes, so it runs in worker proc
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,10 +28,14 @@ from registry.fingerprint.regions import Box, crop, windows
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
 from registry.media.video import sample_frames
 
-# Longest side the hashes work at: PDQ and pHash downsample to 64/32 px anyway, and the 60%
-# windows of a 1024 px image are still 600 px. JPEGs decode in draft mode down to about this.
+# Longest side of the picture keypoints are taken from (queries rescale it again).
 WORK_SIDE_PX = 1024
-DRAFT_SIZE = (512, 512)
+# Longest side the hashes work at: PDQ and pHash reduce to 64/32 px anyway, PDQ's cost grows
+# with the input (5 ms at 1024 px, about 1 ms at 512), and the 60% windows of a 512 px image
+# are still 300 px. Catalog JPEGs decode in draft mode down to about CATALOG_DECODE_PX.
+HASH_SIDE_PX = 512
+CATALOG_DECODE_PX = 512
+DRAFT_SIZE = (CATALOG_DECODE_PX, CATALOG_DECODE_PX)
 MAX_KEYFRAMES = 12
 MAX_VIDEO_FRAMES = 600
 # An asset is weakly protectable when it has no usable PDQ hash and few keypoints.
@@ -69,13 +74,20 @@ class AssetFeatures:
         return not usable_pdq and most_keys < WEAK_KEYPOINTS
 
 
-def work_image(image: Image.Image) -> Image.Image:
-    """The image scaled down to at most WORK_SIDE_PX (never up), RGB."""
+def work_image(image: Image.Image, side: int = WORK_SIDE_PX) -> Image.Image:
+    """The image scaled down to at most `side` px (never up), RGB."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    if max(rgb.size) > WORK_SIDE_PX:
+    if max(rgb.size) > side:
         rgb = rgb.copy()
-        rgb.thumbnail((WORK_SIDE_PX, WORK_SIDE_PX), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        rgb.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return rgb
+
+
+def draft_request(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """The draft size that keeps the longest side at >= `longest` px (Pillow's draft mode keeps
+    both sides at or above the request)."""
+    ratio = min(1.0, longest / max(size))
+    return (max(1, math.ceil(size[0] * ratio)), max(1, math.ceil(size[1] * ratio)))
 
 
 def _dihedral(image: Image.Image, time_s: float | None) -> list[HashRecord]:
@@ -94,18 +106,20 @@ def image_features(image: Image.Image, *, scale_to: tuple[int, int] | None = Non
     """Features of a still image. `scale_to`: the original size, when `image` was reduced
     (boxes and keypoints are reported in original pixels)."""
     img = work_image(image)
+    small = work_image(img, HASH_SIDE_PX)
     width, height = scale_to or image.size
-    sx, sy = width / img.width, height / img.height
-    records = _dihedral(img, None)
+    records = _dihedral(small, None)
     records = [HashRecord(r.signal, r.version, r.region, r.bits, r.quality,
                           (0, 0, width, height)) for r in records]
-    for label, box in windows(img.width, img.height):
-        h: Hash = Pdq.compute(crop(img, box))
+    sx, sy = width / small.width, height / small.height
+    for label, box in windows(small.width, small.height):
+        h: Hash = Pdq.compute(crop(small, box))
         x, y, w, hh = box
         records.append(HashRecord(Pdq.name, Pdq.version, label, h.bits, h.quality,
                                   (round(x * sx), round(y * sy), round(w * sx), round(hh * sy))))
     keys = keypoints.extract(img)
-    keys = keypoints.KeypointSet(width, height, keys.xy * [sx, sy], keys.descriptors)
+    keys = keypoints.KeypointSet(width, height, keys.xy * [width / img.width, height / img.height],
+                                 keys.descriptors)
     return AssetFeatures(records, [KeypointRecord(keypoints.KEYPOINT_VERSION, keys)])
 
 
@@ -128,7 +142,7 @@ def video_features(data: bytes, *, name: str) -> AssetFeatures:
     for i, frame in enumerate(frames):
         img = work_image(frame.image)
         sx = frame.image.width / img.width
-        for r in _dihedral(img, frame.time_s):
+        for r in _dihedral(work_image(img, HASH_SIDE_PX), frame.time_s):
             records.append(HashRecord(r.signal, r.version, r.region, r.bits, r.quality,
                                       (0, 0, frame.image.width, frame.image.height),
                                       frame.time_s))
@@ -146,11 +160,13 @@ def media_features(data: bytes, *, name: str, kind: str,
     """Features of an asset's original bytes (image or video). Raises the media errors."""
     if kind == "video":
         return video_features(data, name=name)
-    probe_img = Image.open(io.BytesIO(data))
-    original = probe_img.size
-    probe_img.close()
+    try:  # header only, for the draft size; load_image below does the real validation
+        with Image.open(io.BytesIO(data)) as header:
+            original = header.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        original = (CATALOG_DECODE_PX, CATALOG_DECODE_PX)
     image = load_image(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels,
-                       draft_size=DRAFT_SIZE)
+                       draft_size=draft_request(original, CATALOG_DECODE_PX))
     # EXIF rotation may have swapped the sides.
     if (image.width - image.height) * (original[0] - original[1]) < 0:
         original = (original[1], original[0])

@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 
 from registry.errors import RegistryError
 from registry.fingerprint import keypoints
-from registry.fingerprint.base import SignalType
-from registry.fingerprint.features import work_image
+from registry.fingerprint.base import DIHEDRAL_NAMES, SignalType
+from registry.fingerprint.features import HASH_SIDE_PX, work_image
 from registry.fingerprint.index import LoadedIndex, ensure_index, load_index
 from registry.fingerprint.pdq import Pdq
 from registry.fingerprint.phash import PHash
@@ -50,7 +50,10 @@ from registry.media.video import sample_frames
 # PDQ hits up to this distance are not matches, but make their asset a stage-2 candidate.
 NEAR_PDQ_DISTANCE = 63
 VOTE_CANDIDATES = 3
-QUERY_DRAFT_SIZE = (768, 768)
+# Draft decoding keeps both sides >= 384 px: a 12 MP JPEG decodes at 1/4 or 1/8 size.
+QUERY_DRAFT_SIZE = (384, 384)
+# The inverse of each dihedral variant (to name what the query did to the asset).
+_INVERSE = {"rot90": "rot270", "rot270": "rot90"}
 MIN_VOTES = 4
 VOTE_NEIGHBOURS = 4
 MAX_QUERY_VIDEO_FRAMES = 300
@@ -193,46 +196,56 @@ class Matcher:
 
     def _hash_stage(self, queries: list[_Query], scale: tuple[float, float]
                     ) -> tuple[dict[int, Match], set[int]]:
+        """PDQ (the query's 8 dihedral variants: crops of flipped or turned copies match the
+        catalog windows) and pHash lookups; returns matches and near-miss assets."""
         best: dict[int, Match] = {}
         near: set[int] = set()
+        probes: dict[str, list[tuple[_Query, str, bytes]]] = {Pdq.name: [], PHash.name: []}
+        for q in queries:
+            variants = Pdq.compute_dihedral(q.image)
+            if variants[0].quality < Pdq.quality_threshold:
+                continue  # too flat to say anything, on every signal
+            probes[Pdq.name] += [(q, name, v.bits)
+                                 for name, v in zip(DIHEDRAL_NAMES, variants, strict=True)]
+            probes[PHash.name].append((q, "identity", PHash.compute(q.image).bits))
         for signal, threshold, reach in (
             (Pdq, self.max_distance, max(NEAR_PDQ_DISTANCE, self.max_distance)),
             (PHash, PHash.match_threshold, PHash.match_threshold),
         ):
             table = self._loaded.hashes[signal.name]
-            if table.index.ntotal == 0:
+            usable = probes[signal.name]
+            if table.index.ntotal == 0 or not usable:
                 continue
-            usable = []
-            for q in queries:
-                pdq = Pdq.compute(q.image)
-                if pdq.quality < Pdq.quality_threshold:
-                    continue  # too flat to say anything, on every signal
-                value = pdq if signal is Pdq else signal.compute(q.image)
-                usable.append((q, value.bits))
-            if not usable:
-                continue
-            codes = np.frombuffer(b"".join(b for _, b in usable), np.uint8).reshape(
+            codes = np.frombuffer(b"".join(b for _, _, b in usable), np.uint8).reshape(
                 len(usable), -1)
             lims, dist, ids = table.index.range_search(codes, reach + 1)
-            for qi, (q, _) in enumerate(usable):
+            for qi, (q, variant, _) in enumerate(usable):
                 for j in range(lims[qi], lims[qi + 1]):
                     row, d = int(ids[j]), int(dist[j])
                     asset_id = int(table.asset_ids[row])
                     if d > threshold:
                         near.add(asset_id)
                         continue
-                    match = self._hash_match(signal, table, row, d, threshold, q, scale)
+                    match = self._hash_match(signal, table, row, d, threshold, q, variant,
+                                             scale)
                     held = best.get(asset_id)
                     if held is None or match.confidence > held.confidence:
                         best[asset_id] = match
         return best, near - set(best)
 
     def _hash_match(self, signal: type[SignalType], table: Any, row: int, d: int,
-                    threshold: int, q: _Query, scale: tuple[float, float]) -> Match:
+                    threshold: int, q: _Query, variant: str,
+                    scale: tuple[float, float]) -> Match:
         asset_id = int(table.asset_ids[row])
         region_name = table.region_names[int(table.regions[row])]
-        kind, _, variant = region_name.partition("/")
-        transform = variant if kind == "full" else "crop"
+        kind, _, stored = region_name.partition("/")
+        undone = _INVERSE.get(variant, variant)  # what the query did, seen from the asset
+        if kind != "full":
+            transform = "crop" if variant == "identity" else f"crop+{undone}"
+        elif variant == "identity":
+            transform = stored
+        else:
+            transform = undone if stored == "identity" else "dihedral"
         if q.label == "trim":
             transform = "padding" if transform == "identity" else f"{transform}+padding"
         x, y, w, h = q.box
@@ -295,9 +308,11 @@ class Matcher:
     def match_image(self, image: Image.Image) -> list[Match]:
         """Catalog assets found in one picture, best first (empty when none)."""
         img = work_image(image)
-        scale = (image.width / img.width, image.height / img.height)
-        best, near = self._hash_stage(self._queries(img), scale)
+        small = work_image(img, HASH_SIDE_PX)
+        best, near = self._hash_stage(
+            self._queries(small), (image.width / small.width, image.height / small.height))
         if not best or self.exhaustive:
+            scale = (image.width / img.width, image.height / img.height)
             for asset_id, match in self._keypoint_stage(img, near, scale).items():
                 held = best.get(asset_id)
                 if held is None or match.confidence > held.confidence:

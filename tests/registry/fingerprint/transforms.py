@@ -113,7 +113,7 @@ def screenshot(image: Image.Image) -> Image.Image:
     draw.rectangle((0, 0, cw, bar), fill=(52, 56, 64))
     for i, colour in enumerate(((237, 106, 94), (245, 191, 79), (98, 197, 84))):
         draw.ellipse((8 + 18 * i, bar // 3, 20 + 18 * i, bar // 3 + 12), fill=colour)
-    draw.rectangle((90, bar // 4, cw - 40, bar - bar // 4), fill=(230, 230, 234))
+    draw.rectangle((90, bar // 4, max(90, cw - 40), bar - bar // 4), fill=(230, 230, 234))
     draw.text((100, bar // 3), "https://example.org/gallery/item?id=4711", fill=(40, 40, 40))
     side = cw - pic.width - 24
     for row in range(12):
