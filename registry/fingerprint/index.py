@@ -14,6 +14,7 @@ the current signal versions) differs from the manifest's; `ensure_index` then bu
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -209,11 +210,24 @@ def build_index(session: Session, index_dir: Path) -> str:
 
 
 def ensure_index(session: Session, index_dir: Path) -> str:
-    """The current generation, rebuilt first when it is missing or stale."""
+    """The current generation, rebuilt first when it is missing or stale.
+
+    Builds are serialised across processes with a lock file; a process that waited for the
+    lock finds the index another one just built and uses it.
+    """
     gen = _current(index_dir)
     if gen is not None and is_fresh(session, index_dir):
         return gen
-    return build_index(session, index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            gen = _current(index_dir)
+            if gen is not None and is_fresh(session, index_dir):
+                return gen
+            return build_index(session, index_dir)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def load_index(index_dir: Path, generation: str | None = None) -> LoadedIndex:
