@@ -11,9 +11,11 @@ from typing import Annotated, Any
 
 import typer
 from cryptography import x509
+from sqlalchemy.orm import Session
 
 from api.cli.context import console, emit_json, err_console, fail, handle_errors, open_registry
 from api.cli.keys import keys_app
+from registry.fingerprint import Matcher
 from registry.policy import PolicySet, load_policies
 from registry.provenance import StudioKeys
 from registry.provenance.keys import (
@@ -44,6 +46,11 @@ def _policies(settings: Settings) -> PolicySet | None:
     if not settings.policies_dir.is_dir():
         return None
     return load_policies(settings.policies_dir)
+
+
+def _matcher(session: Session, settings: Settings) -> Matcher:
+    return load_matcher(session, index_dir=settings.home / "index",
+                        max_distance=settings.pdq_match_distance)
 
 
 def _keys(settings: Settings) -> StudioKeys:
@@ -101,8 +108,8 @@ def sign(
         refs = [(r, "componentOf") for r in ingredient or []] + \
             [(r, "inputTo") for r in reference or []]
         # The fingerprint index is only needed to link ingredient files.
-        matcher = load_matcher(session, index_dir=settings.home / "index") \
-            if any(Path(r).is_file() for r, _ in refs) else None
+        needs_index = any(Path(r).is_file() for r, _ in refs)
+        matcher = _matcher(session, settings) if needs_index else None
         specs = [resolve_ingredient(session, reg.store, ref, relationship=rel, matcher=matcher,
                                     max_bytes=settings.max_upload_bytes,
                                     max_pixels=settings.max_image_pixels) for ref, rel in refs]
@@ -166,7 +173,7 @@ def verify(
     settings = reg.settings
     anchors = _anchors(settings, trust_anchors)
     with reg.session() as session:
-        matcher = load_matcher(session, index_dir=settings.home / "index")
+        matcher = _matcher(session, settings)
         result = verify_with_catalog(
             session, file, anchors_pem=anchors, name=str(file), matcher=matcher,
             allow_network=allow_network, max_bytes=settings.max_upload_bytes,

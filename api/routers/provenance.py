@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+from sqlalchemy.orm import Session
 
 from api.deps import ANY_ROLE, SessionDep, SettingsDep, StoreDep, requires
 from api.schemas.provenance import VerifyRead
 from registry.access import ApiKey, Role
 from registry.errors import InvalidInput, MediaTooLarge
+from registry.fingerprint import Matcher
 from registry.policy import PolicyHolder, PolicySet
 from registry.provenance.keys import ROOT_CERT, studio_signing_keys, trust_anchors_pem
 from registry.provenance.service import (
@@ -46,6 +48,11 @@ def _policies(request: Request, settings: Settings) -> PolicySet | None:
         holder = PolicyHolder(settings.policies_dir)
         state.policy_holder = holder
     return holder.current()
+
+
+def _matcher(session: Session, settings: Settings) -> Matcher:
+    return load_matcher(session, index_dir=settings.home / "index",
+                        max_distance=settings.pdq_match_distance)
 
 
 def _anchors(settings: Settings) -> bytes | None:
@@ -103,8 +110,7 @@ def sign(
     data = _read(file, settings)
     limits = {"max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_image_pixels}
     # Sync routes: FastAPI runs them in its thread pool, so signing never blocks the event loop.
-    matcher = load_matcher(session, index_dir=settings.home / "index") \
-        if ingredient_file else None
+    matcher = _matcher(session, settings) if ingredient_file else None
     specs: list[IngredientSpec] = []
     for ref, relationship in refs:
         # Catalog keys only: a server-side path is never read for a caller.
@@ -151,7 +157,7 @@ def verify(
     """Verify an uploaded file's C2PA manifest against the studio's trust anchors (offline) and
     match it and its ingredients to the catalog."""
     data = _read(file, settings)
-    matcher = load_matcher(session, index_dir=settings.home / "index")
+    matcher = _matcher(session, settings)
     result = verify_with_catalog(
         session, data, anchors_pem=_anchors(settings), name=file.filename or "upload",
         matcher=matcher, max_bytes=settings.max_upload_bytes,

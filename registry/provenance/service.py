@@ -46,9 +46,10 @@ PUBLIC_LICENSEE = "*"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def load_matcher(session: Session, *, index_dir: Path) -> Matcher:
-    """The fingerprint Matcher over the catalog (its index is rebuilt first when stale)."""
-    return Matcher.load(session, index_dir=index_dir)
+def load_matcher(session: Session, *, index_dir: Path, max_distance: int = 31) -> Matcher:
+    """The fingerprint Matcher over the catalog (its index is rebuilt first when stale);
+    `max_distance`: the PDQ threshold (Settings.pdq_match_distance)."""
+    return Matcher.load(session, index_dir=index_dir, max_distance=max_distance)
 
 
 def _best_match(
