@@ -36,6 +36,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.audit import record
+from registry.catalog.models import Asset, Rightsholder
 from registry.clearance.datasets import Dataset, compute_dataset_digest
 from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Verdict
 from registry.clearance.reports import build_report, counts_by_verdict, report_digest
@@ -93,9 +94,23 @@ def _statement(session: Session, job: ClearanceJob, *, actor: str) -> dict[str, 
     )
     report = build_report(session, job)
     by_signal: dict[str, int] = {}
+    by_licence: dict[str, int] = {}
+    asset_items: dict[int, int] = {}
     for item in report["items"]:
         for match in item["matches"]:
             by_signal[str(match["signal"])] = by_signal.get(str(match["signal"]), 0) + 1
+            licence = str(match.get("decided_by") or "none (rights reserved)").split("#")[0]
+            by_licence[licence] = by_licence.get(licence, 0) + 1
+            asset_items[int(match["asset_id"])] = asset_items.get(int(match["asset_id"]), 0) + 1
+    by_holder: dict[str, int] = {}
+    if asset_items:
+        rows = session.execute(
+            select(Asset.id, Rightsholder.name)
+            .join(Rightsholder, Asset.rightsholder_id == Rightsholder.id)
+            .where(Asset.id.in_(asset_items))
+        )
+        for asset_id, holder in rows:
+            by_holder[holder] = by_holder.get(holder, 0) + asset_items[asset_id]
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{
@@ -123,6 +138,8 @@ def _statement(session: Session, job: ClearanceJob, *, actor: str) -> dict[str, 
             "counts": counts,
             "review": {"decided": int(reviewed or 0), "studioContentItems": int(matched or 0)},
             "matchesBySignal": by_signal,
+            "matchesByRightsholder": by_holder,
+            "matchesByLicence": by_licence,
             "report": {"digest": {"sha256": report_digest(report)},
                        "mediaType": "application/json"},
             "issuedAt": utcnow().isoformat(),

@@ -36,16 +36,19 @@ def cleared(tmp_path: Path, db_url: str, session_factory: sessionmaker[Session],
     return sc, result
 
 
-def test_every_item_gets_the_expected_verdict(cleared) -> None:  # type: ignore[no-untyped-def]
-    _sc, result = cleared
+def test_every_item_gets_the_expected_verdict_and_the_report_in_three_formats(  # type: ignore[no-untyped-def]
+    cleared, session_factory: sessionmaker[Session], store: BlobStore
+) -> None:
+    sc, result = cleared
     verdicts = {item["key"]: item["verdict"] for item in result.report["items"]}
     assert verdicts == scenario.EXPECTED
     assert result.summary == {"clear": 6, "blocked": 2, "review": 2, "error": 4, "total": 14}
     assert result.exit_code == 1  # blocked items present
+    _check_matches(sc, result)
+    _check_reports(result, session_factory, store)
 
 
-def test_matches_name_the_asset_the_signal_and_the_decision(cleared) -> None:  # type: ignore[no-untyped-def]
-    sc, result = cleared
+def _check_matches(sc: scenario.Scenario, result: clearance.Clearance) -> None:
     items = {item["key"]: item for item in result.report["items"]}
     exact = items["open/astronaut-exact.png"]["matches"]
     assert [(m["asset_id"], m["signal"], m["distance"]) for m in exact] == [
@@ -64,10 +67,8 @@ def test_matches_name_the_asset_the_signal_and_the_decision(cleared) -> None:  #
     assert all(item["sha256"] for item in result.report["items"])
 
 
-def test_report_has_the_published_shape_in_json_csv_and_html(  # type: ignore[no-untyped-def]
-    cleared, session_factory: sessionmaker[Session], store: BlobStore
-) -> None:
-    _, result = cleared
+def _check_reports(result: clearance.Clearance, session_factory: sessionmaker[Session],
+                   store: BlobStore) -> None:
     report = result.report
     assert set(report) >= {"job", "dataset", "summary", "items"}
     required_item = set(clearance.REPORT_SCHEMA["properties"]["items"]["items"]["required"])
@@ -149,6 +150,8 @@ def test_legal_review_then_certificate_then_offline_verification(  # type: ignor
     assert predicate["report"]["digest"]["sha256"] == clearance.report_digest(report)
     assert predicate["policyVersions"][0]["file"] == "harbor-lumen.yaml"
     assert predicate["catalogSnapshot"]["assets"] == 3
+    assert predicate["matchesByRightsholder"] == {scenario.HOLDER: len(scenario.STUDIO_ITEMS)}
+    assert predicate["matchesByLicence"] == {"harbor-lumen-training": len(scenario.STUDIO_ITEMS)}
 
     dataset = open_dataset(sc.dataset)
     check = clearance.verify_certificate(json.dumps(envelope), anchors_pem=anchors,

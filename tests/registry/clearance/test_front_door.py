@@ -1,0 +1,25 @@
+"""registry.clearance exposes exactly its front door (STYLE.md)."""
+
+from __future__ import annotations
+
+import registry.clearance
+
+
+def test_the_clearance_package_exports_exactly_its_front_door() -> None:
+    assert set(registry.clearance.__all__) == {
+        "PAYLOAD_TYPE", "PREDICATE_TYPE", "REPORT_FORMATS", "REPORT_SCHEMA", "CertificateCheck",
+        "Clearance", "ClearanceItem", "ClearanceJob", "Dataset", "DatasetItem", "JobStatus",
+        "Verdict", "WorkerConfig", "build_report", "clear_dataset", "comparable",
+        "compute_dataset_digest", "exit_code_for", "get_item", "get_job", "issue_certificate",
+        "job_dict", "list_items", "list_jobs", "load_matcher", "open_dataset", "pae",
+        "read_item", "render_report", "report_digest", "resume_job", "review_item", "run_job",
+        "sign_statement", "submit_job", "unfinished_jobs", "verify_certificate",
+    }
+    for name in registry.clearance.__all__:
+        assert hasattr(registry.clearance, name)
+
+
+def test_pae_follows_the_dsse_specification() -> None:
+    # The example of the DSSE protocol document.
+    assert registry.clearance.pae("http://example.com/HelloWorld", b"hello world") == (
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world")
