@@ -192,6 +192,30 @@ def list_clearances(limit: int = 50, as_json: JsonOpt = False) -> None:
     console.print(table)
 
 
+@clearances_app.command("resume")
+@handle_errors
+def resume_all(as_json: JsonOpt = False) -> None:
+    """Resume every unfinished job (pending, or left running by a crash): run this when a worker
+    machine restarts."""
+    reg = open_registry()
+    settings = reg.settings
+    with reg.session() as session:
+        job_ids = [j.id for j in clearance.unfinished_jobs(session)]
+    policies = _policies(reg) if job_ids else None
+    done = []
+    for job_id in job_ids:
+        result = clearance.resume_job(
+            reg.factory, job_id, policies=policies, database_url=settings.resolved_database_url,
+            index_dir=settings.home / "index", max_distance=settings.pdq_match_distance,
+            max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+        done.append({"job": job_id, "summary": result.summary})
+    if as_json:
+        emit_json({"resumed": done})
+    else:
+        console.print(f"resumed {len(done)} job(s): {', '.join(str(d['job']) for d in done)}",
+                      highlight=False)
+
+
 @clearances_app.command("show")
 @handle_errors
 def show_clearance(job: int, as_json: JsonOpt = False) -> None:

@@ -125,3 +125,24 @@ def test_bad_command_lines_fail_with_one_line(world: Path, tmp_path: Path) -> No
     assert unknown.exit_code == 1 and "not found" in unknown.stderr
     no_args = run("clear", str(world))
     assert no_args.exit_code == 1 and "--use and --licensee are required" in no_args.stderr
+
+
+def test_a_restarted_worker_resumes_every_unfinished_job(world: Path,
+                                                          clearhouse_env: dict[str, str]) -> None:
+    from registry import clearance
+    from registry.db import session_scope
+
+    engine = make_engine(clearhouse_env["CLEARHOUSE_DATABASE_URL"])
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            job = clearance.submit_job(session, dataset=clearance.open_dataset(world / "closed"),
+                                       use="ai_training", licensee=scenario.LICENSEE, owner="api")
+            job_id = job.id
+    finally:
+        engine.dispose()
+    result = run("clearances", "resume", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["resumed"] == [
+        {"job": job_id, "summary": {"clear": 0, "blocked": 2, "review": 0, "error": 0,
+                                    "total": 2}}]
+    assert json.loads(run("clearances", "resume", "--json").stdout)["resumed"] == []
