@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Ve
 from registry.db import make_engine, session_scope, utcnow
 from registry.errors import Conflict, InvalidInput, NotFound, RegistryError
 
+log = logging.getLogger("clearhouse.clearance")
 THUMBNAIL_PX = 160
 DEFAULT_BATCH_SIZE = 16
 USES = ("ai_training", "ai_generative_training", "ai_inference", "data_mining")
@@ -154,33 +156,43 @@ def process_batch(batch: Sequence[tuple[int, DatasetItem]]) -> list[ItemOutcome]
             exact = {sha: (asset_id, sha) for asset_id, sha in rows}
     outcomes = []
     for seq, item, got in read:
-        base = dict(seq=seq, key=item.key, path=item.path, item_id=item.item_id,
-                    caption=item.caption, sha256=got.sha256, size=got.size)
-        if got.data is None:
-            outcomes.append(ItemOutcome(**base, error=got.error))  # type: ignore[arg-type]
-            continue
-        name = item.path
-        if got.sha256 in exact:
-            asset_id, sha = exact[got.sha256]
-            match = {"asset_id": asset_id, "asset_sha256": sha, "signal": EXACT_SIGNAL,
-                     "distance": 0, "confidence": 1.0, "region": None, "time_s": None,
-                     "transform": "identical"}
-            outcomes.append(ItemOutcome(**base, matches=[match],  # type: ignore[arg-type]
-                                        thumbnail=_thumbnail(got.data, name, config)))
-            continue
-        if matcher is None:
-            error = _probe_error(got.data, name, config)
-            outcomes.append(ItemOutcome(**base, error=error))  # type: ignore[arg-type]
-            continue
-        result = matcher.match_file(got.data, name=name, max_bytes=config.max_bytes,
-                                    max_pixels=config.max_pixels)
-        if result.error:
-            outcomes.append(ItemOutcome(**base, error=str(result.error)))  # type: ignore[arg-type]
-            continue
-        matches = _best_per_asset([_jsonable(m.as_dict()) for m in result.matches])
-        thumb = _thumbnail(got.data, name, config) if matches else None
-        outcomes.append(ItemOutcome(**base, matches=matches, thumbnail=thumb))  # type: ignore[arg-type]
+        base = ItemOutcome(seq=seq, key=item.key, path=item.path, item_id=item.item_id,
+                           caption=item.caption, sha256=got.sha256, size=got.size)
+        try:
+            outcomes.append(_match_item(base, got.data, got.error, exact, matcher, config))
+        except Exception as exc:  # one undecodable item must not stop a 10,000-item job
+            log.exception("clearance item %s", item.path)
+            reason = f"{item.path}: cannot process item ({type(exc).__name__}: {exc})"
+            outcomes.append(replace(base, error=reason))
     return outcomes
+
+
+def _match_item(
+    base: ItemOutcome,
+    data: bytes | None,
+    read_error: str | None,
+    exact: dict[str, tuple[int, str]],
+    matcher: Any,
+    config: WorkerConfig,
+) -> ItemOutcome:
+    if data is None:
+        return replace(base, error=read_error)
+    name = base.path
+    if base.sha256 in exact:
+        asset_id, sha = exact[base.sha256]
+        match = {"asset_id": asset_id, "asset_sha256": sha, "signal": EXACT_SIGNAL,
+                 "distance": 0, "confidence": 1.0, "region": None, "time_s": None,
+                 "transform": "identical"}
+        return replace(base, matches=[match], thumbnail=_thumbnail(data, name, config))
+    if matcher is None:
+        return replace(base, error=_probe_error(data, name, config))
+    result = matcher.match_file(data, name=name, max_bytes=config.max_bytes,
+                                max_pixels=config.max_pixels)
+    if result.error:
+        return replace(base, error=str(result.error))
+    matches = _best_per_asset([_jsonable(m.as_dict()) for m in result.matches])
+    thumb = _thumbnail(data, name, config) if matches else None
+    return replace(base, matches=matches, thumbnail=thumb)
 
 
 def _jsonable(value: Any) -> Any:
