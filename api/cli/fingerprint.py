@@ -19,7 +19,13 @@ from api.cli.context import (
     progress,
 )
 from registry.catalog import expand_paths
-from registry.fingerprint import Matcher, MatchResult, match_paths, rebuild_fingerprints
+from registry.fingerprint import (
+    Matcher,
+    MatchResult,
+    match_paths,
+    rebuild_fingerprints,
+    weak_assets,
+)
 from registry.fingerprint.index import database_stamp, ensure_index, load_index
 
 fingerprint_app = typer.Typer(help="Fingerprints of the catalog and their index.",
@@ -142,20 +148,23 @@ def status(as_json: JsonOpt = False) -> None:
     index_dir = reg.settings.home / "index"
     with reg.session() as session:
         stamp = database_stamp(session)
+        weak = weak_assets(session)
     try:
         loaded = load_index(index_dir)
         data = {"index_dir": str(index_dir), "generation": loaded.generation,
                 "fresh": loaded.manifest.get("stamp") == stamp,
-                "counts": loaded.manifest.get("counts"), "database": stamp}
+                "counts": loaded.manifest.get("counts"), "database": stamp, "weak": weak}
     except FileNotFoundError:
         data = {"index_dir": str(index_dir), "generation": None, "fresh": False,
-                "counts": None, "database": stamp}
+                "counts": None, "database": stamp, "weak": weak}
     if as_json:
         emit_json(data)
         return
     state = "current" if data["fresh"] else "stale (rebuilt on the next match)"
     console.print(f"index {data['generation'] or '(none)'} under {index_dir}: {state}")
     console.print(f"indexed: {data['counts']}")
+    if weak:
+        console.print(f"weakly protectable assets (flat, few features): {weak}")
 
 
 def register(app: typer.Typer) -> None:

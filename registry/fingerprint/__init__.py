@@ -12,6 +12,7 @@ from registry.fingerprint.service import (
     fingerprint_new_asset,
     match_paths,
     rebuild_fingerprints,
+    weak_assets,
 )
 from registry.fingerprint.signals import get_signal_type, installed_signal_types
 
@@ -32,4 +33,5 @@ __all__ = [
     "is_fresh",
     "match_paths",
     "rebuild_fingerprints",
+    "weak_assets",
 ]

@@ -133,6 +133,23 @@ def rebuild_fingerprints(
     return summary
 
 
+def weak_assets(session: Session) -> list[int]:
+    """Assets with nothing robust to match on: no PDQ hash of quality >= 50 and fewer than
+    `WEAK_KEYPOINTS` keypoints in every keypoint set (flat or near-contentless pictures)."""
+    from registry.fingerprint.features import WEAK_KEYPOINTS
+    from registry.fingerprint.pdq import Pdq
+
+    strong_hash = select(Fingerprint.asset_id).where(
+        Fingerprint.signal == Pdq.name, Fingerprint.quality >= Pdq.quality_threshold)
+    strong_keys = select(KeypointSet.asset_id).where(KeypointSet.count >= WEAK_KEYPOINTS)
+    fingerprinted = select(Fingerprint.asset_id)
+    query = (select(Asset.id)
+             .where(Asset.id.in_(fingerprinted), ~Asset.id.in_(strong_hash),
+                    ~Asset.id.in_(strong_keys))
+             .order_by(Asset.id))
+    return list(session.scalars(query))
+
+
 # --- batch matching in worker processes ------------------------------------------------------
 
 _WORKER_MATCHER: Matcher | None = None

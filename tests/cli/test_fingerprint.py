@@ -83,6 +83,7 @@ def test_rebuild_recomputes_fingerprints_and_status_shows_a_fresh_index(
     assert body["assets"] == 3 and body["errors"] == [] and body["hashes"] == 3 * 34
     status = json.loads(run("fingerprint", "status", "--json").stdout)
     assert status["fresh"] is True and status["generation"] == body["index"]
+    assert status["weak"] == []
     # 26 PDQ hashes per photo, less the flat windows (plain sky) below the quality gate.
     assert 3 * 20 < status["counts"]["pdq"] <= 3 * 26
     human = run("fingerprint", "rebuild", "--missing")

@@ -15,7 +15,7 @@ def test_the_package_exports_exactly_its_front_door() -> None:
         "Comparison", "Hash", "Match", "MatchResult", "Matcher", "RebuildSummary",
         "SignalType", "build_index", "ensure_index", "fingerprint_new_asset",
         "get_signal_type", "hamming", "installed_signal_types", "is_fresh", "match_paths",
-        "rebuild_fingerprints",
+        "rebuild_fingerprints", "weak_assets",
     }
     for name in registry.fingerprint.__all__:
         assert hasattr(registry.fingerprint, name)

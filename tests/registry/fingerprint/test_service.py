@@ -19,6 +19,7 @@ from registry.fingerprint import (
     is_fresh,
     match_paths,
     rebuild_fingerprints,
+    weak_assets,
 )
 from registry.fingerprint.models import Fingerprint, KeypointSet
 from tests.factories import BAD_FILES, bad_file, bomb_png, make_rightsholder
@@ -140,6 +141,7 @@ def test_flat_pictures_are_flagged_weak_and_never_matched(
     asset, _ = register_asset(session, store=store, data=_png(flat), name="sky.png",
                               rightsholder=holder)
     fingerprint_new_asset(session, asset, _png(flat))
+    assert weak_assets(session) == [asset.id]
     summary = rebuild_fingerprints(session, store=store, workers=1)
     assert summary.weak == [asset.id]
     matcher = Matcher.load(session, index_dir=home / "index")
