@@ -37,7 +37,7 @@ from registry.fingerprint.features import HASH_SIDE_PX, work_image
 from registry.fingerprint.index import LoadedIndex, ensure_index, load_index
 from registry.fingerprint.pdq import Pdq
 from registry.fingerprint.phash import PHash
-from registry.fingerprint.regions import Box, content_box, crop
+from registry.fingerprint.regions import Box, content_box, crop, photo_boxes
 from registry.media.loader import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -125,9 +125,19 @@ def _nan_to_none(value: float) -> float | None:
     return None if math.isnan(value) else round(float(value), 3)
 
 
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = w * h
+    return inter / max(1, aw * ah + bw * bh - inter)
+
+
 @dataclass
 class _Query:
-    label: str  # "full" or "trim"
+    label: str  # "full", "trim" (uniform borders removed) or "box" (a photo on a canvas)
     box: Box  # in the work image
     image: Image.Image
 
@@ -192,6 +202,9 @@ class Matcher:
         box = content_box(img)
         if box is not None:
             out.append(_Query("trim", box, crop(img, box)))
+        for found in photo_boxes(img):
+            if all(_overlap(found, q.box) < 0.9 for q in out):
+                out.append(_Query("box", found, crop(img, found)))
         return out
 
     def _hash_stage(self, queries: list[_Query], scale: tuple[float, float]
@@ -246,8 +259,9 @@ class Matcher:
             transform = stored
         else:
             transform = undone if stored == "identity" else "dihedral"
-        if q.label == "trim":
-            transform = "padding" if transform == "identity" else f"{transform}+padding"
+        if q.label != "full":
+            where = "padding" if q.label == "trim" else "embedded"
+            transform = where if transform == "identity" else f"{transform}+{where}"
         x, y, w, h = q.box
         sx, sy = scale
         return Match(
@@ -282,22 +296,41 @@ class Matcher:
         sets = [int(s) for s in order if votes[s] >= MIN_VOTES]
         for asset_id in near_assets:
             sets += [int(s) for s in np.flatnonzero(table.asset_ids == asset_id)[:1]]
+        found = self._verify_sets(query, qroot, list(dict.fromkeys(sets)), scale, mirrored=False)
+        if not found and near_assets:
+            # Mirror + crop/rotation defeats both stages; only retry mirrored for assets that
+            # stage 1 saw near the threshold, so non-matching items do not pay twice.
+            mirror = keypoints.extract(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+                                       query=True)
+            if len(mirror) >= 8:
+                near_sets = [int(s) for asset_id in sorted(near_assets)
+                             for s in np.flatnonzero(table.asset_ids == asset_id)[:1]]
+                found = self._verify_sets(mirror, keypoints.root_sift(mirror.descriptors),
+                                          near_sets, scale, mirrored=True)
+        return found
+
+    def _verify_sets(self, query: keypoints.KeypointSet, qroot: np.ndarray, sets: list[int],
+                     scale: tuple[float, float], *, mirrored: bool) -> dict[int, Match]:
+        table = self._loaded.keys
         found: dict[int, Match] = {}
         sx, sy = scale
-        for set_no in dict.fromkeys(sets):
+        for set_no in sets:
             asset_id = int(table.asset_ids[set_no])
             a, n = int(table.starts[set_no]), int(table.counts[set_no])
             check = keypoints.verify(query, qroot, table.keys(set_no), self._root[a:a + n])
             if check is None:
                 continue
             x, y, w, h = check.region
+            if mirrored:
+                x = query.width - x - w
             t = _nan_to_none(float(table.times[set_no]))
+            how = f"geometric rot={check.angle_deg:.0f} scale={check.scale:.2f}"
             match = Match(
                 asset_id, self._loaded.sha256.get(asset_id, ""), "sift",
                 round(1 - check.inliers / max(check.good, 1), 3),
                 _sift_confidence(check.inliers),
                 (round(x * sx), round(y * sy), round(w * sx), round(h * sy)), t,
-                f"geometric rot={check.angle_deg:.0f} scale={check.scale:.2f}",
+                f"flip_h+{how}" if mirrored else how,
                 asset_time_s=t, inliers=check.inliers,
             )
             held = found.get(asset_id)

@@ -70,3 +70,54 @@ def content_box(image: Image.Image) -> Box | None:
     if w * h > (1 - MIN_TRIM_FRACTION) * width * height:
         return None
     return (left, top, w, h)
+
+
+# Photo boxes: solid blocks that differ from the canvas colour (a picture pasted into a page).
+BOX_COLOUR_DELTA = 14  # 0-255, per channel
+BOX_MIN_FRACTION = 0.02  # of the canvas area
+BOX_MAX_FRACTION = 0.9
+BOX_MIN_FILL = 0.6  # component pixels / bounding-box pixels
+MAX_BOXES = 3
+
+
+def photo_boxes(image: Image.Image) -> list[Box]:
+    """Rectangles that look like a picture placed on a flat canvas (screenshots, collages,
+    web pages), largest first: pixels unlike the canvas colour, thin strokes (text, rules)
+    opened away, holes closed, then connected blocks that fill their bounding box."""
+    import cv2
+
+    if min(image.size) < 64:
+        return []
+    # Work at about 256 px: boxes only need to be found to a few pixels.
+    step = max(1, min(image.size) // 256)
+    small = image.reduce(step) if step > 1 else image
+    rgb = np.asarray(small.convert("RGB"), dtype=np.int16)
+    height, width = rgb.shape[:2]
+    # The canvas colour: the most frequent colour (photos rarely repeat one exact colour).
+    sample = rgb[::2, ::2].reshape(-1, 3) // 4
+    packed = (sample[:, 0] << 12) | (sample[:, 1] << 6) | sample[:, 2]
+    values, counts = np.unique(packed, return_counts=True)
+    if counts.max() < 0.1 * len(packed):
+        return []  # no dominant flat colour: not a picture on a canvas
+    top = int(values[counts.argmax()])
+    canvas = np.array([(top >> 12) & 63, (top >> 6) & 63, top & 63]) * 4 + 2
+    mask = (np.abs(rgb - canvas).max(axis=2) > BOX_COLOUR_DELTA).astype(np.uint8)
+    opening = 7 if step == 1 else 5
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((opening, opening), np.uint8))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    boxes: list[tuple[int, Box]] = []
+    for label in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[label])
+        if w * step < 32 or h * step < 32:
+            continue
+        fraction = w * h / (width * height)
+        if not BOX_MIN_FRACTION <= fraction <= BOX_MAX_FRACTION:
+            continue
+        if area < BOX_MIN_FILL * w * h:
+            continue
+        box = (x * step, y * step, min(w * step, image.width - x * step),
+               min(h * step, image.height - y * step))
+        boxes.append((w * h, box))
+    boxes.sort(key=lambda b: -b[0])
+    return [b for _, b in boxes[:MAX_BOXES]]
