@@ -182,10 +182,11 @@ class Matcher:
 
     def _prepare(self) -> None:
         keys = self._loaded.keys
-        self._root = keypoints.root_sift(keys.descriptors)
+        # faiss keeps the only float copy; verification re-derives RootSIFT per candidate set
+        # from the uint8 descriptors (600 x 128 values: microseconds).
         self._key_index = faiss.IndexFlatL2(128)
-        if len(self._root):
-            self._key_index.add(self._root)
+        if len(keys.descriptors):
+            self._key_index.add(keypoints.root_sift(keys.descriptors))
 
     @property
     def generation(self) -> str:
@@ -316,8 +317,9 @@ class Matcher:
         sx, sy = scale
         for set_no in sets:
             asset_id = int(table.asset_ids[set_no])
-            a, n = int(table.starts[set_no]), int(table.counts[set_no])
-            check = keypoints.verify(query, qroot, table.keys(set_no), self._root[a:a + n])
+            asset_keys = table.keys(set_no)
+            check = keypoints.verify(query, qroot, asset_keys,
+                                     keypoints.root_sift(asset_keys.descriptors))
             if check is None:
                 continue
             x, y, w, h = check.region
