@@ -74,6 +74,7 @@ class ItemRead(Schema):
     verdict: str
     machine_verdict: str
     matches: list[MatchRead]
+    signals: list[dict[str, Any]]
     error: str | None
     review: dict[str, Any] | None
 

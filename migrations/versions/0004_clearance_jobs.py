@@ -69,6 +69,7 @@ def upgrade() -> None:
         sa.Column("verdict", sa.String(length=16), nullable=False),
         sa.Column("matches", sa.JSON(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("signals", sa.JSON(), nullable=False),
         sa.Column("thumbnail", sa.LargeBinary(), nullable=True),
         sa.Column("review_decision", sa.String(length=16), nullable=True),
         sa.Column("reviewed_by", sa.String(length=200), nullable=True),

@@ -89,6 +89,8 @@ class ClearanceItem(Base):
     verdict: Mapped[str] = mapped_column(String(16), index=True)  # after legal review
     matches: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Opt-out signals the item carries for the job's use (IPTC PLUS, TDMRep, C2PA/CAWG).
+    signals: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # small JPEG
     review_decision: Mapped[str | None] = mapped_column(String(16), default=None)
     reviewed_by: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -91,6 +91,7 @@ def item_dict(item: ClearanceItem) -> dict[str, Any]:
         "verdict": item.verdict,
         "machine_verdict": item.machine_verdict,
         "matches": [_match_dict(m) for m in item.matches],
+        "signals": item.signals or [],
         "error": item.error,
         "review": review,
     }
@@ -137,7 +138,8 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
     return {"dataset": report["dataset"], "summary": report["summary"], "items": items}
 
 
-CSV_COLUMNS = ("path", "key", "id", "sha256", "verdict", "machine_verdict", "error", "asset_id",
+CSV_COLUMNS = ("path", "key", "id", "sha256", "verdict", "machine_verdict", "error", "signals",
+               "asset_id",
                "asset_sha256", "signal", "distance", "region", "time_s", "decision", "explanation",
                "review_decision", "reviewed_by", "review_comment")
 
@@ -152,7 +154,9 @@ def report_csv(report: dict[str, Any]) -> str:
         base = {k: item.get(k) for k in ("path", "key", "id", "sha256", "verdict",
                                           "machine_verdict", "error")}
         base.update(review_decision=review.get("decision"), reviewed_by=review.get("by"),
-                    review_comment=review.get("comment"))
+                    review_comment=review.get("comment"),
+                    signals="; ".join(f"{s['signal']}={s['permission']} ({s['value']})"
+                                      for s in item.get("signals") or []))
         matches = item["matches"] or [{}]
         for match in matches:
             row = dict(base)
@@ -210,7 +214,9 @@ Use <b>{{ report.job.use }}</b> by licensee <b>{{ report.job.licensee }}</b>{% i
 {% for row in rows %}{% set item = row.item %}
 <tr><td>{{ loop.index }}</td>
 <td><code>{{ item.path }}</code><br><small>sha256 {{ (item.sha256 or "-")[:16] }}</small>
-{% if item.error %}<br><span class="error">{{ item.error }}</span>{% endif %}</td>
+{% if item.error %}<br><span class="error">{{ item.error }}</span>{% endif %}
+{% for s in item.signals %}<br><small>opt-out {{ s.signal }}: {{ s.permission }}
+({{ s.value }})</small>{% endfor %}</td>
 <td class="{{ item.verdict }}">{{ item.verdict }}{% if item.review %}<br><small>reviewed
 {{ item.review.decision }} by {{ item.review.by }}: {{ item.review.comment }}</small>{% endif
 %}</td>
@@ -348,6 +354,20 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "verdict": {"enum": list(VERDICTS)},
                     "machine_verdict": {"enum": list(VERDICTS)},
                     "matches": {"type": "array", "items": _MATCH_SCHEMA},
+                    "signals": {
+                        "type": "array",
+                        "description": "opt-out signals the item carries for the job's use",
+                        "items": {
+                            "type": "object",
+                            "required": ["signal", "value", "permission"],
+                            "properties": {
+                                "signal": {"enum": ["iptc-plus", "tdmrep", "c2pa"]},
+                                "value": {"type": "string"},
+                                "permission": {"enum": ["allowed", "constrained",
+                                                        "notAllowed"]},
+                            },
+                        },
+                    },
                     "error": {"type": ["string", "null"]},
                     "review": {"type": ["object", "null"]},
                 },

@@ -39,6 +39,7 @@ from registry.clearance.datasets import (
     read_item,
 )
 from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Verdict
+from registry.clearance.optout import most_restrictive, read_opt_out_signals
 from registry.db import make_engine, session_scope, utcnow
 from registry.errors import Conflict, InvalidInput, NotFound, RegistryError
 
@@ -56,6 +57,7 @@ class WorkerConfig:
     database_url: str
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 100_000_000
+    use: str = "ai_training"  # the job's use: which opt-out signals matter (set by run_job)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class ItemOutcome:
     matches: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     thumbnail: bytes | None = None
+    signals: list[dict[str, Any]] = field(default_factory=list)  # opt-out signals for the use
 
 
 # --- worker side -----------------------------------------------------------------------------
@@ -178,6 +181,7 @@ def _match_item(
     if data is None:
         return replace(base, error=read_error)
     name = base.path
+    base = replace(base, signals=read_opt_out_signals(data, use=config.use))
     if base.sha256 in exact:
         asset_id, sha = exact[base.sha256]
         match = {"asset_id": asset_id, "asset_sha256": sha, "signal": EXACT_SIGNAL,
@@ -255,9 +259,17 @@ class Decider:
         }
 
 
-def verdict_for(error: str | None, matches: Sequence[dict[str, Any]]) -> Verdict:
+def verdict_for(
+    error: str | None, matches: Sequence[dict[str, Any]],
+    signals: Sequence[dict[str, Any]] = (),
+) -> Verdict:
     """`error` if unreadable; `blocked` if any match is denied; `review` if any needs review;
-    otherwise `clear` (no studio content, or every match allowed)."""
+    otherwise `clear` (no studio content, or every match allowed).
+
+    Opt-out signals the item carries count when no studio licence decided the item: the most
+    restrictive wins (notAllowed -> blocked, constrained -> review). A studio licence that allows
+    every match grants the use and so outranks the file's own signals (DESIGN.md).
+    """
     if error:
         return Verdict.error
     outcomes = {m.get("decision") for m in matches}
@@ -265,6 +277,12 @@ def verdict_for(error: str | None, matches: Sequence[dict[str, Any]]) -> Verdict
         return Verdict.blocked
     if outcomes - {"allowed"}:
         return Verdict.review
+    if not matches:
+        signal = most_restrictive(list(signals))
+        if signal == "notAllowed":
+            return Verdict.blocked
+        if signal == "constrained":
+            return Verdict.review
     return Verdict.clear
 
 
@@ -367,11 +385,12 @@ def _commit_batch(
             matches = []
             for m in o.matches:
                 matches.append({**m, **decider.decide(session, int(m["asset_id"]))})
-            verdict = verdict_for(o.error, matches).value
+            verdict = verdict_for(o.error, matches, o.signals).value
             session.add(ClearanceItem(
                 job_id=job_id, item_key=o.key, seq=o.seq, path=o.path, item_id=o.item_id,
                 caption=o.caption, sha256=o.sha256, size_bytes=o.size, machine_verdict=verdict,
                 verdict=verdict, matches=matches, error=o.error, thumbnail=o.thumbnail,
+                signals=o.signals,
             ))
             added += 1
         session.flush()
@@ -455,6 +474,7 @@ def run_job(
     if on_progress is not None:
         on_progress(done, len(items))
     decider = Decider(policies, use=use, licensee=licensee, model_family=model)
+    config = replace(config, use=use)
     batches = list(_batches(pending, batch_size))
     if workers <= 1 or len(batches) <= 1:
         _worker_init(config, matcher)
