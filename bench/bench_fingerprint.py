@@ -93,7 +93,7 @@ def _single_threaded() -> None:
 def bench_hashing(repeat: int) -> None:
     files = [p for p in JPEGS if p.exists()]
     pixels = np.mean([Image.open(p).width * Image.open(p).height for p in files]) / 1e6
-    print(f"\n## 1. hashing throughput ({len(files)} real JPEGs, mean {pixels:.2f} MP, "
+    print(f"\n== 1. hashing throughput ({len(files)} real JPEGs, mean {pixels:.2f} MP, "
           f"x{repeat}; {os.cpu_count()} cores)")
     base = rate(baseline_phash, files, repeat)
     whole = rate(ours_whole_image, files, repeat)
@@ -127,7 +127,7 @@ def numpy_range(codes: np.ndarray, query: np.ndarray, radius: int) -> np.ndarray
 
 
 def bench_lookup(sizes: list[int], queries: int) -> None:
-    print("\n## 2. PDQ hash lookup (range search, distance <= 31), one thread each")
+    print("\n== 2. PDQ hash lookup (range search, distance <= 31), one thread each")
     faiss.omp_set_num_threads(1)  # numpy's loop is single-threaded too
     rng = np.random.default_rng(7)
     real = [Pdq.compute(load_image(p, draft_size=DRAFT_SIZE)).bits for p in photo_paths()]
@@ -187,7 +187,7 @@ def _match(image: Image.Image) -> list[tuple[int, str, float, int | None]]:
 
 
 def bench_recall() -> list[str]:
-    print("\n## 3. recall per transform (real photos) and false matches")
+    print("\n== 3. recall per transform (real photos) and false matches")
     root = Path(tempfile.mkdtemp(prefix="bench-fp-"))
     url = f"sqlite:///{root / 'catalog.db'}"
     migrate(url)
@@ -246,7 +246,7 @@ def bench_recall() -> list[str]:
 
 def bench_margins() -> None:
     """How far the closest wrong answers stay from the thresholds (distractors vs catalog)."""
-    print("\n## 4. margins: closest wrong answers (9 distractors, as-is and JPEG 30, vs the "
+    print("\n== 4. margins: closest wrong answers (9 distractors, as-is and JPEG 30, vs the "
           "20 catalog photos)")
     from registry.fingerprint import keypoints
     from registry.fingerprint.base import hamming
