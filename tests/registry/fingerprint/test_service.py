@@ -108,16 +108,17 @@ def test_a_picture_embedded_in_a_screenshot_reports_where_it_is(
 def test_rebuild_recomputes_every_asset_and_reports_progress(
     session: Session, store: BlobStore
 ) -> None:
-    for name in ("astronaut.png", "rocket.jpg"):
+    for name in ("astronaut.png", "rocket.jpg", "coffee.png", "chelsea.png"):
         add_photo(session, store, skimage_photo(name))
     before = session.scalar(select(func.count(Fingerprint.id)))
     session.execute(delete(Fingerprint))
     session.execute(delete(KeypointSet))
     seen: list[tuple[int, int]] = []
-    summary = rebuild_fingerprints(session, store=store, workers=1,
+    # Four assets: enough for the process pool to be used.
+    summary = rebuild_fingerprints(session, store=store, workers=2,
                                    on_progress=lambda d, t: seen.append((d, t)))
-    assert seen == [(1, 2), (2, 2)]
-    assert summary.assets == 2 and summary.errors == [] and summary.weak == []
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert summary.assets == 4 and summary.errors == [] and summary.weak == []
     assert session.scalar(select(func.count(Fingerprint.id))) == before
     assert rebuild_fingerprints(session, store=store, only_missing=True).assets == 0
 
