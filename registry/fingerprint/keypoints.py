@@ -143,6 +143,7 @@ def verify(query: KeypointSet, query_root: np.ndarray, asset: KeypointSet,
     x1, y1 = np.clip(projected.max(axis=0), 0, [query.width, query.height])
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
-    angle = float(np.degrees(np.arctan2(a[1, 0], a[0, 0])))
+    # Counter-clockwise positive, as seen on screen (image y runs down), like "rot90".
+    angle = -float(np.degrees(np.arctan2(a[1, 0], a[0, 0])))
     return Verification(inliers, len(good), (int(x0), int(y0), int(x1 - x0), int(y1 - y0)),
                         angle, float(np.sqrt(abs(det))))
