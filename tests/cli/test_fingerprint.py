@@ -53,6 +53,7 @@ def test_match_prints_each_file_with_its_matches_or_none(
     assert a["matches"][0]["transform"] == "padding"
     assert b["matches"][0]["asset_id"] == imported["rocket.jpg"]
     assert b["matches"][0]["signal"] == "sift"
+    assert b["matches"][0]["transform"].startswith("geometric rot=5 ")
     assert c["matches"] == [] and c["error"] is None
     assert body["summary"] == {"files": 3, "matched": 2, "errors": 0}
 
