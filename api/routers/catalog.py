@@ -24,6 +24,7 @@ from registry import catalog
 from registry.access import ApiKey, Role
 from registry.audit import record
 from registry.errors import MediaTooLarge
+from registry.fingerprint import fingerprint_new_asset
 from registry.media import load_image
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -120,6 +121,7 @@ def upload_asset(
         max_pixels=settings.max_image_pixels,
     )
     if created:
+        fingerprint_new_asset(session, asset, data)
         record(session, actor=key.name, action="asset.create", subject=f"asset:{asset.id}")
     else:
         response.status_code = status.HTTP_200_OK

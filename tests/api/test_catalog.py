@@ -200,3 +200,23 @@ def test_not_found_and_duplicates(
 def test_openapi_is_served(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/v1/assets" in spec["paths"] and client.get("/docs").status_code == 200
+
+
+def test_an_uploaded_asset_is_fingerprinted_and_matchable(
+    client: TestClient, keys: dict[str, dict[str, str]], catalog_ready: None
+) -> None:
+    import io
+
+    from PIL import Image
+
+    asset = _upload(client, keys["legal"], "coffee.png", photo_bytes("coffee.png")).json()["asset"]
+    small = io.BytesIO()
+    Image.open(io.BytesIO(photo_bytes("coffee.png"))).convert("RGB").resize((300, 200)).save(
+        small, "JPEG", quality=60
+    )
+    res = client.post(
+        "/v1/match", headers=keys["ml"], files=[("files", ("query.jpg", small.getvalue()))]
+    )
+    assert res.status_code == 200, res.text
+    matches = res.json()["results"][0]["matches"]
+    assert matches and matches[0]["asset_id"] == asset["id"]
