@@ -198,11 +198,12 @@ def resume_job(
     fingerprint: bool = True,
     on_progress: ProgressFn | None = None,
 ) -> Clearance:
-    """Finish a killed (or never started) job; committed batches are not redone."""
+    """Finish a killed (or never started) job; committed batches are not redone. A finished job
+    is left as it is and its report returned (resuming is idempotent)."""
     with session_scope(factory) as session:
         job = get_job(session, job_id)
         if job.status == JobStatus.finished.value:
-            raise Conflict(f"clearance job {job_id} is already finished")
+            return Clearance(job_id, build_report(session, job))
         matcher = (load_matcher(session, index_dir=index_dir, max_distance=max_distance)
                    if fingerprint else None)
     config = WorkerConfig(database_url, max_bytes=max_bytes, max_pixels=max_pixels)

@@ -113,16 +113,23 @@ def test_the_same_item_cannot_be_written_twice_for_a_job(session: Session, tmp_p
         session.flush()
 
 
-def test_resuming_a_finished_job_is_refused(
+def test_resuming_a_finished_job_redoes_nothing_and_returns_its_report(
     tmp_path: Path, db_url: str, session_factory: sessionmaker[Session], store: BlobStore
 ) -> None:
     folder = tmp_path / "d"
     folder.mkdir()
+    (folder / "a.jpg").write_bytes((scenario.write_dataset(tmp_path / "ds") / "other/horse.jpg")
+                                   .read_bytes())
     result = clearance.clear_dataset(
         session_factory, folder, use="ai_training", licensee="x", owner="me",
         policies=load_policies(scenario.write_policies(tmp_path / "p")), database_url=db_url,
         index_dir=tmp_path / "index", fingerprint=False)
-    assert result.summary["total"] == 0
-    with pytest.raises(Conflict, match="finished"):
-        clearance.resume_job(session_factory, result.job_id, policies=None, database_url=db_url,
-                             index_dir=tmp_path / "index", fingerprint=False)
+    assert result.summary["total"] == 1
+    again = clearance.resume_job(session_factory, result.job_id, policies=None,
+                                 database_url=db_url, index_dir=tmp_path / "index",
+                                 fingerprint=False)
+    assert again.report == result.report
+    with session_factory() as session, pytest.raises(Conflict, match="already finished"):
+        clearance.run_job(session_factory, result.job_id,
+                          config=clearance.WorkerConfig(db_url), policies=None, matcher=None)
+        session.rollback()
