@@ -62,7 +62,7 @@ def clearance_steps(step: Step, out: Path) -> None:
     step("Find studio content in the dataset", "match", str(dataset))
     report = out / "clearance" / "report.json"
     report.parent.mkdir(parents=True, exist_ok=True)
-    step("Clear the dataset for internal-ml training of a model (exit 1: some blocked, some need review)",
+    step("Clear the dataset for internal-ml training (exit 1: some blocked, some need review)",
          "clear", str(dataset), "--use", "ai_training", "--licensee", "internal-ml",
          "--model", "northwind-vision-2", "--workers", "2", "--report", str(report), check=False)
     data = json.loads(report.read_text())
