@@ -8,12 +8,12 @@ leaves an orphan file behind.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
+
+from registry.files import write_atomically
 
 _PENDING_KEY = "clearhouse_new_blobs"
 
@@ -55,17 +55,7 @@ class BlobStore:
         target = self.path(digest)
         if target.is_file():
             return self.relative_path(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, data)
         _track(session, target)
         return self.relative_path(digest)
 

@@ -27,7 +27,6 @@ import datetime as dt
 import fcntl
 import itertools
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,6 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from registry.files import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, write_atomically
 from registry.provenance.errors import (
     CertificateInvalid,
     CertificateUntrusted,
@@ -65,7 +65,6 @@ ACCEPTED_EKUS = frozenset(
         x509.ObjectIdentifier("1.3.6.1.4.1.311.76.59.1.9"),  # Microsoft C2PA signing
     }
 )
-PRIVATE_FILE_MODE = 0o600
 
 
 def _now() -> dt.datetime:
@@ -86,18 +85,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def _write_atomic(path: Path, data: bytes, *, private: bool) -> None:
     """Write a file whole or not at all; private files are created 0600 (never world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, PRIVATE_FILE_MODE if private else 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data, mode=PRIVATE_FILE_MODE if private else PUBLIC_FILE_MODE)
 
 
 def load_certificates(pem: bytes, *, what: str = "certificate") -> list[x509.Certificate]:
