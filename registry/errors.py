@@ -15,6 +15,10 @@ RegistryError
   Forbidden                 known caller, wrong role
   ProvenanceError
     ManifestInvalid
+    SigningKeyError         (registry/provenance/errors.py) a configured chain or key is unusable
+    CertificateInvalid      (registry/provenance/errors.py) a chain that does not verify
+      CertificateUntrusted  ... or does not reach a trust anchor
+    SigningFailed           (registry/provenance/errors.py) c2pa refused to sign
 
 Only api/errors.py maps these to HTTP statuses; the core knows nothing about HTTP.
 """

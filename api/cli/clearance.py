@@ -296,12 +296,14 @@ def review_decide(
 
 
 def _signing_keys(reg: Registry) -> Any:
-    from registry.provenance.keys import ensure_studio_keys, load_signing_keys
+    from registry.provenance.keys import studio_signing_keys
 
     settings = reg.settings
-    if settings.signing_cert is not None and settings.signing_key is not None:
-        return load_signing_keys(cert=settings.signing_cert, key=settings.signing_key)
-    return ensure_studio_keys(settings.keys_dir)
+    return studio_signing_keys(
+        signing_cert=settings.signing_cert,
+        signing_key=settings.signing_key,
+        keys_dir=settings.keys_dir,
+    )
 
 
 @certificate_app.command("issue")

@@ -183,11 +183,13 @@ def review_item(job_id: int, item: int, body: ReviewCreate, session: SessionDep,
 
 
 def _studio_keys(settings: Settings) -> Any:
-    from registry.provenance.keys import ensure_studio_keys, load_signing_keys
+    from registry.provenance.keys import studio_signing_keys
 
-    if settings.signing_cert is not None and settings.signing_key is not None:
-        return load_signing_keys(cert=settings.signing_cert, key=settings.signing_key)
-    return ensure_studio_keys(settings.keys_dir)
+    return studio_signing_keys(
+        signing_cert=settings.signing_cert,
+        signing_key=settings.signing_key,
+        keys_dir=settings.keys_dir,
+    )
 
 
 @router.post("/clearances/{job_id}/certificate", status_code=201)
