@@ -3,7 +3,7 @@
 
 `clear` exits 0 when every item is clear, 1 when any item is blocked, 2 when any needs review (and
 none is blocked), 3 when the only problems are unreadable items (errors); a bad command line or a
-registry error is a one-line message and exit 1 (see docs/clearance.md).
+registry error is a one-line message and exit 1 (see README.md, "Dataset clearance").
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Policies are compiled once into a PolicySet (licences grouped by licensor, scope
 `PolicySet.decide` evaluates one asset and returns a Decision whose explanation lists every licence
 of the asset's rightsholder and every grant for the use: whether it applied and why not.
 
-Rules, in order (documented in docs/policy.md):
+Rules, in order (documented in README.md, "Licence policies"):
 1. Within one licence, among the grants that apply to the asset, only the most specific scope
    counts (asset > tag > franchise > all); the others are overridden ("more_specific_scope").
 2. No applicable grant left: denied, rights reserved ("rights_reserved").

@@ -1,6 +1,7 @@
 """Export a licence as ODRL 2.2 JSON-LD so that partners' tools can read it.
 
-What maps (see docs/policy.md): licensor -> assigner, licensee -> assignee (an `Offer` with no
+What maps (README, "Licence policies"):
+licensor -> assigner, licensee -> assignee (an `Offer` with no
 assignee for `*`), `allowed` -> permission, `notAllowed` -> prohibition, period -> `dateTime`
 constraints, territories -> `spatial`, `max_resolution` -> `resolution`, `attribution_required`
 -> an `attribute` duty, `expires` -> a `dateTime` constraint, free-text constraints -> an

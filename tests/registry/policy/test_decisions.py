@@ -1,4 +1,4 @@
-"""Table-driven decisions: every rule of docs/policy.md, with the reason each clause gives."""
+"""Table-driven decisions: every rule in the README's "Licence policies", with its reasons."""
 
 from __future__ import annotations
 
