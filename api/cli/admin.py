@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from api.cli.context import console, emit_json, handle_errors, open_registry
+from api.cli.context import JsonOpt, console, emit_json, handle_errors, open_registry
 from registry.settings import get_settings
 
 
 @handle_errors
-def init(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def init(as_json: JsonOpt = False) -> None:
     """Create CLEARHOUSE_HOME: the migrated database, the blob store and local signing keys."""
     reg = open_registry()
     reg.store.root.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from api.cli.context import (
+    JsonOpt,
     console,
     emit_json,
     err_console,
@@ -28,7 +29,6 @@ rightsholders_app = typer.Typer(help="Rightsholders: who owns the rights.", no_a
 licences_app = typer.Typer(help="Licences between rightsholders and licensees.",
                            no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def _asset_dict(asset: catalog.Asset) -> dict[str, object]:

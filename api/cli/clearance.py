@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 
 from api.cli.context import (
+    JsonOpt,
     Registry,
     console,
     emit_json,
@@ -38,7 +39,6 @@ certificate_app = typer.Typer(help="Signed clearance certificates (in-toto / DSS
                               no_args_is_help=True)
 clearances_app = typer.Typer(help="Clearance jobs: list, show, report.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ActorOpt = Annotated[str | None, typer.Option("--as", help="Who acts (default: your login).")]
 VERDICT_STYLE = {"clear": "green", "blocked": "red", "review": "yellow", "error": "magenta"}
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -31,6 +31,9 @@ from registry.catalog import BlobStore
 from registry.db import make_engine, make_session_factory, migrate, session_scope
 from registry.errors import RegistryError
 from registry.settings import Settings, get_settings
+
+# The --json flag every command that prints data takes.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 console = Console()
 err_console = Console(stderr=True)

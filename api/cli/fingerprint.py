@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from api.cli.context import (
+    JsonOpt,
     console,
     emit_json,
     err_console,
@@ -31,7 +32,6 @@ from registry.fingerprint.index import database_stamp, ensure_index, load_index
 fingerprint_app = typer.Typer(help="Fingerprints of the catalog and their index.",
                               no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 WorkersOpt = Annotated[
     int | None, typer.Option(help="Worker processes (default: one per core).", min=1)
 ]

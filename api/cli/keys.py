@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli.context import console, emit_json, handle_errors, open_registry
+from api.cli.context import JsonOpt, console, emit_json, handle_errors, open_registry
 from registry.access import Role, create_api_key, list_api_keys, revoke_api_key
 from registry.audit import record
 
@@ -23,7 +23,7 @@ keys_app = typer.Typer(help="API keys (roles) and the studio's signing keys.",
 def create(
     role: Annotated[str, typer.Option(help="admin, legal, ml or partner.")],
     name: Annotated[str, typer.Option(help="Who or what holds the key.")] = "cli",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create an API key. The key is printed once; only its hash is stored."""
     reg = open_registry()
@@ -42,7 +42,7 @@ def create(
 
 @keys_app.command("list")
 @handle_errors
-def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def list_keys(as_json: JsonOpt = False) -> None:
     """List API keys (never the secrets)."""
     reg = open_registry()
     with reg.session() as session:

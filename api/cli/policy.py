@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from api.cli.context import console, emit_json, fail, handle_errors, open_registry
+from api.cli.context import JsonOpt, console, emit_json, fail, handle_errors, open_registry
 from registry import catalog
 from registry.audit import record
 from registry.policy import (
@@ -30,7 +30,6 @@ from registry.settings import get_settings
 policy_app = typer.Typer(help="Licence policies: check, load, explain decisions, export.",
                          no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 DirArg = Annotated[
     Path | None,
     typer.Argument(help="Policies directory (default: CLEARHOUSE_POLICIES_DIR or ./policies)."),

@@ -13,7 +13,15 @@ import typer
 from cryptography import x509
 from sqlalchemy.orm import Session
 
-from api.cli.context import console, emit_json, err_console, fail, handle_errors, open_registry
+from api.cli.context import (
+    JsonOpt,
+    console,
+    emit_json,
+    err_console,
+    fail,
+    handle_errors,
+    open_registry,
+)
 from api.cli.keys import keys_app
 from registry.fingerprint import Matcher
 from registry.policy import PolicySet, load_policies
@@ -36,7 +44,6 @@ from registry.provenance.service import (
 from registry.provenance.training import parse_training_specs
 from registry.settings import Settings
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 EXIT_FOR_STATE = {"valid": 0, "invalid": 2, "untrusted": 3, "no_manifest": 4}
 STYLE_FOR_STATE = {"valid": "green", "invalid": "red", "untrusted": "yellow",
                    "no_manifest": "yellow"}
