@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -29,7 +30,16 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         migrate(url)
     engine = make_engine(url)
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.resume_jobs_on_start:
+            app.state.resume_thread = clearance.resume_unfinished_jobs(
+                app.state.session_factory, settings
+            )
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Clearhouse",
         version="0.1.0",
         description="The registry media studios trust for licensing their content to AI.",

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     signing_cert: Path | None = None
     signing_key: Path | None = None
     trust_anchors: Path | None = None
+    # `clearhouse serve` finishes clearance jobs that a killed server left unfinished.
+    resume_jobs_on_start: bool = True
 
     @field_validator("database_url")
     @classmethod

@@ -8,6 +8,7 @@ in this process (a background task); `GET /v1/clearances/{id}` shows its progres
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from typing import Annotated, Any
 
@@ -70,6 +71,22 @@ def _run_in_background(factory: sessionmaker[Session], settings: Settings, job_i
             job.status, job.error = clearance.JobStatus.failed.value, exc.message
     except Exception:  # a bug: keep the job resumable and say so in the log
         log.exception("clearance job %s stopped", job_id)
+
+
+def resume_unfinished_jobs(factory: sessionmaker[Session], settings: Settings) -> threading.Thread:
+    """On start-up: finish the jobs a killed server left pending or running, one after another,
+    in a background thread (committed batches are kept; see registry.clearance.run_job)."""
+    with session_scope(factory) as session:
+        job_ids = [job.id for job in clearance.unfinished_jobs(session)]
+
+    def work() -> None:
+        for job_id in job_ids:
+            log.info("resuming clearance job %s", job_id)
+            _run_in_background(factory, settings, job_id)
+
+    thread = threading.Thread(target=work, name="clearance-resume", daemon=True)
+    thread.start()
+    return thread
 
 
 def _submit(

@@ -152,3 +152,33 @@ def test_bad_submissions_answer_4xx_with_the_error_shape(
     garbage = client.post("/v1/clearances", headers={**ml, "content-type": "application/json"},
                           content=b"{not json")
     assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "bad_json"
+
+
+def test_a_restarted_server_finishes_the_jobs_a_killed_one_left(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A job recorded but never run (as after a kill) is finished when the app starts again."""
+    from api.app import create_app
+    from registry import clearance
+
+    first = create_app(settings)
+    factory = first.state.session_factory
+    scenario.import_catalog(factory, first.state.store)
+    dataset = scenario.write_dataset(settings.allowed_roots[0] / "photos")
+    with session_scope(factory) as session:
+        job_id = clearance.submit_job(
+            session, dataset=clearance.open_dataset(dataset), use="ai_training",
+            licensee=scenario.LICENSEE, model_family="lumen-vision-2", owner="test",
+        ).id
+    first.state.engine.dispose()
+
+    second = create_app(settings)
+    with TestClient(second):
+        second.state.resume_thread.join(120)
+        with session_scope(second.state.session_factory) as session:
+            job = clearance.get_job(session, job_id)
+            report = clearance.build_report(session, job)
+            status = job.status
+    second.state.engine.dispose()
+    assert status == "finished"
+    assert {i["key"]: i["verdict"] for i in report["items"]} == scenario.EXPECTED
