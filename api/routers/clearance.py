@@ -57,14 +57,12 @@ def _run_in_background(factory: sessionmaker[Session], settings: Settings, job_i
     from registry.policy import load_policies
 
     try:
-        with session_scope(factory) as session:
-            matcher = clearance.load_matcher(session, index_dir=settings.home / "index",
-                                             max_distance=settings.pdq_match_distance)
-        config = clearance.WorkerConfig(settings.resolved_database_url,
-                                        max_bytes=settings.max_upload_bytes,
-                                        max_pixels=settings.max_image_pixels)
-        clearance.run_job(factory, job_id, config=config,
-                          policies=load_policies(settings.policies_dir), matcher=matcher)
+        clearance.resume_job(
+            factory, job_id, policies=load_policies(settings.policies_dir),
+            database_url=settings.resolved_database_url, index_dir=settings.home / "index",
+            max_distance=settings.pdq_match_distance, max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_image_pixels,
+        )
     except RegistryError as exc:
         with session_scope(factory) as session:
             job = clearance.get_job(session, job_id)

@@ -172,17 +172,13 @@ def clear_dataset(
     """Submit, run and report a clearance in one call (the CLI, the demo and tests use it)."""
     opened = open_dataset(dataset, allowed_roots=allowed_roots, **(manifest_columns or {}))
     with session_scope(factory) as session:
-        job = submit_job(session, dataset=opened, use=use, licensee=licensee,
-                         model_family=model_family, owner=owner, workers=workers,
-                         batch_size=batch_size)
-        job_id = job.id
-        matcher = (load_matcher(session, index_dir=index_dir, max_distance=max_distance)
-                   if fingerprint else None)
-    config = WorkerConfig(database_url, max_bytes=max_bytes, max_pixels=max_pixels)
-    run_job(factory, job_id, config=config, policies=policies, matcher=matcher,
-            on_progress=on_progress)
-    with session_scope(factory) as session:
-        return Clearance(job_id, build_report(session, get_job(session, job_id)))
+        job_id = submit_job(session, dataset=opened, use=use, licensee=licensee,
+                            model_family=model_family, owner=owner, workers=workers,
+                            batch_size=batch_size).id
+    # A new job is a job with nothing committed yet: running it is resuming it.
+    return resume_job(factory, job_id, policies=policies, database_url=database_url,
+                      index_dir=index_dir, max_distance=max_distance, max_bytes=max_bytes,
+                      max_pixels=max_pixels, fingerprint=fingerprint, on_progress=on_progress)
 
 
 def resume_job(
