@@ -71,6 +71,6 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.include_router(health.router)
     for area in (catalog, policy, fingerprint, clearance, provenance):
         app.include_router(area.router)
-    app.include_router(console.router)
+    console.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app

@@ -50,7 +50,8 @@ def presented_key(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return request.headers.get("x-api-key") or request.cookies.get("clearhouse_key")
+    # Never a cookie: the console signs in to a server-side session (api/console/security.py).
+    return request.headers.get("x-api-key")
 
 
 def requires(*roles: Role) -> Callable[[Request, Session], ApiKey]:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -72,7 +73,11 @@ class ClearanceJob(Base):
 
 class ClearanceItem(Base):
     __tablename__ = "clearance_items"
-    __table_args__ = (UniqueConstraint("job_id", "item_key", name="uq_clearance_items_job_key"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "item_key", name="uq_clearance_items_job_key"),
+        # The console pages a job's items by verdict in dataset order, and counts per verdict.
+        Index("ix_clearance_items_job_verdict_seq", "job_id", "verdict", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(
