@@ -46,7 +46,15 @@ def human_size(n: int | None) -> str:
     return f"{size:.1f} GB"
 
 
+def shorten_path(path: str | None, width: int = 60) -> str:
+    """Long paths shortened from the left, where the part that tells files apart is kept."""
+    if not path:
+        return "—"
+    return path if len(path) <= width else "…" + path[-(width - 1):]
+
+
 TEMPLATES.env.filters["human_size"] = human_size
+TEMPLATES.env.filters["shorten_path"] = shorten_path
 SESSION_COOKIE = "clearhouse_session"
 LOGIN_CSRF_COOKIE = "clearhouse_login_csrf"
 CSRF_FIELD = "csrf_token"
