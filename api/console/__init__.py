@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 
-from api.console import clearances, pages, security
+from api.console import areas, clearances, pages, security
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -22,6 +22,7 @@ def _root() -> RedirectResponse:
 
 router.include_router(pages.router)
 router.include_router(clearances.router)
+router.include_router(areas.router)
 # Last: any other console URL is an HTML 404 (see security.install).
 router.include_router(pages.fallback)
 

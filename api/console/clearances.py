@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from PIL import Image
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.console.security import Caller, render, signed_in
@@ -95,13 +96,10 @@ def _job_context(session: Session, job: clearance.ClearanceJob, *, verdict: str,
 
 def _asset_titles(session: Session, items: list[clearance.ClearanceItem]) -> dict[int, Any]:
     ids = {int(m["asset_id"]) for i in items for m in i.matches if m.get("asset_id")}
-    out: dict[int, Any] = {}
-    for asset_id in sorted(ids):
-        try:
-            out[asset_id] = catalog.get_asset(session, asset_id)
-        except NotFound:
-            continue
-    return out
+    if not ids:
+        return {}
+    rows = session.scalars(select(catalog.Asset).where(catalog.Asset.id.in_(ids))).unique()
+    return {a.id: a for a in rows}
 
 
 def _chart(counts: dict[str, int]) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from api.console.security import (
     clear_session_cookie,
     is_tls,
     login_csrf_ok,
+    maybe_signed_in,
     new_login_csrf,
     render,
     set_session_cookie,
@@ -141,17 +141,12 @@ def assets_page(
     context = _asset_page(session, where, number)
     context |= {"q": q, "franchise_id": fid, "rightsholder_id": rid, "tag": tag,
                 "franchises": catalog.list_franchises(session),
-                "rightsholders": catalog.list_rightsholders(session)}
+                "rightsholders": catalog.list_rightsholders(session),
+                "upload_form": caller.can(Role.legal)}
     template = (
         "components/asset_grid.html" if request.headers.get("hx-request") else "pages/assets.html"
     )
     return render(request, template, context)
-
-
-@router.get("/assets/{asset_key}", response_class=HTMLResponse)
-def asset_page(request: Request, session: SessionDep, caller: Reader, asset_key: str) -> Response:
-    asset = catalog.get_asset(session, asset_key[:100])
-    return render(request, "pages/asset.html", {"asset": asset, "today": dt.date.today()})
 
 
 def thumbnail_bytes(store: catalog.BlobStore, asset: catalog.Asset, size: int) -> bytes:
@@ -175,14 +170,7 @@ def asset_thumbnail(session: SessionDep, store: StoreDep, caller: Reader, asset_
                     headers={"Cache-Control": "private, max-age=3600"})
 
 
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request, session: SessionDep, caller: Anyone) -> Response:
-    if caller.role == Role.partner.value:
-        return RedirectResponse("/console/verify", status_code=303)
-    return render(request, "pages/home.html", {})
-
-
 @fallback.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                     include_in_schema=False)
-def not_found(rest: str) -> Response:
+def not_found(rest: str, caller: Annotated[Caller | None, Depends(maybe_signed_in)]) -> Response:
     raise StarletteHTTPException(404, "There is no such page in the console.")

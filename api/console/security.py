@@ -160,6 +160,16 @@ def _signed_in(request: Request, db: SessionDep,
     return caller
 
 
+def maybe_signed_in(request: Request, db: SessionDep) -> Caller | None:
+    """The signed-in caller if there is one (pages that anyone may see, such as the 404)."""
+    found = find_session(db, request.cookies.get(SESSION_COOKIE))
+    if found is None:
+        return None
+    caller = Caller.of(found[1], found[0].csrf_token)
+    request.state.caller = caller
+    return caller
+
+
 def signed_in(*roles: Role) -> Callable[..., Caller]:
     """A dependency: the signed-in caller, who must hold one of `roles` (admin always passes;
     none given: any signed-in user)."""

@@ -35,7 +35,7 @@ class ItemPage:
     counts: dict[str, int]  # per verdict, whole job
 
 
-def _like(text: str) -> str:
+def _like(text: str) -> str:  # a substring, with LIKE's wildcards taken literally
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -61,35 +61,46 @@ def page_items(
     counts = counts_by_verdict(session, job_id)
     base = (select(ClearanceItem).options(defer(ClearanceItem.thumbnail))
             .where(ClearanceItem.job_id == job_id))
-    if q:
-        pattern = _like(q.lower())
-        base = base.where(or_(*(func.lower(c).like(pattern, escape="\\") for c in (
-            ClearanceItem.item_key, ClearanceItem.path, ClearanceItem.item_id,
-            ClearanceItem.caption))))
     segments = [verdict] if verdict else list(VERDICT_ORDER)
     if q:
-        rows = session.execute(
-            base.with_only_columns(ClearanceItem.verdict, func.count())
-            .where(ClearanceItem.verdict.in_(segments)).group_by(ClearanceItem.verdict))
-        sizes = {str(v): int(n) for v, n in rows}
-    else:
-        sizes = {v: counts.get(v, 0) for v in segments}
-    total = sum(sizes.get(v, 0) for v in segments)
+        return _search(session, job_id, counts, segments, q, offset, limit)
+    total = sum(counts.get(v, 0) for v in segments)
     items: list[ClearanceItem] = []
     skip = offset
     for segment in segments:
-        size = sizes.get(segment, 0)
+        size = counts.get(segment, 0)
         if skip >= size:
             skip -= size
             continue
-        want = limit - len(items)
         items.extend(session.scalars(
             base.where(ClearanceItem.verdict == segment).order_by(ClearanceItem.seq)
-            .offset(skip).limit(want)))
+            .offset(skip).limit(limit - len(items))))
         skip = 0
         if len(items) >= limit:
             break
     return ItemPage(items=items, total=total, counts=counts)
+
+
+def _search(session: Session, job_id: int, counts: dict[str, int], segments: list[str],
+            q: str, offset: int, limit: int) -> ItemPage:
+    """A search scans the job's items once (key, id, caption; case-insensitive), keeping only
+    (id, verdict, seq); the page's rows are then loaded by id."""
+    pattern = _like(q)
+    # SQLite's LIKE already ignores ASCII case (and ilike's lower() costs a call per row).
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    found = list(session.execute(
+        select(ClearanceItem.id, ClearanceItem.verdict, ClearanceItem.seq)
+        .where(ClearanceItem.job_id == job_id, ClearanceItem.verdict.in_(segments),
+               or_(*((c.like if sqlite else c.ilike)(pattern, escape="\\") for c in (
+                   ClearanceItem.item_key, ClearanceItem.item_id, ClearanceItem.caption))))
+    ).tuples())
+    rank = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    found.sort(key=lambda r: (rank[str(r[1])], r[2]))
+    ids = [r[0] for r in found[offset:offset + limit]]
+    page = select(ClearanceItem).options(defer(ClearanceItem.thumbnail)).where(
+        ClearanceItem.id.in_(ids))
+    rows = {i.id: i for i in session.scalars(page)} if ids else {}
+    return ItemPage(items=[rows[i] for i in ids], total=len(found), counts=counts)
 
 
 def review_many(
