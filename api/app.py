@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import console
 from api.errors import error_body, install_error_handlers
-from api.routers import catalog, clearance, fingerprint, health, policy, provenance
+from api.routers import catalog, clearance, export, fingerprint, health, policy, provenance
 from registry.catalog import BlobStore
 from registry.db import make_engine, make_session_factory, migrate
 from registry.settings import Settings, get_settings
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         return await call_next(request)
 
     app.include_router(health.router)
-    for area in (catalog, policy, fingerprint, clearance, provenance):
+    for area in (catalog, policy, fingerprint, clearance, export, provenance):
         app.include_router(area.router)
     console.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

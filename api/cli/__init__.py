@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api.cli import admin, catalog, clearance, fingerprint, keys, policy, provenance
+from api.cli import admin, catalog, clearance, cleared, fingerprint, keys, policy, provenance
 
 app = typer.Typer(
     name="clearhouse",
@@ -12,7 +12,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-for module in (admin, catalog, keys, policy, fingerprint, clearance, provenance):
+for module in (admin, catalog, keys, policy, fingerprint, clearance, cleared, provenance):
     module.register(app)
 
 

@@ -40,6 +40,9 @@ certificate_app = typer.Typer(help="Signed clearance certificates (in-toto / DSS
 clearances_app = typer.Typer(help="Clearance jobs: list, show, report.", no_args_is_help=True)
 
 ActorOpt = Annotated[str | None, typer.Option("--as", help="Who acts (default: your login).")]
+AllowedRootOpt = Annotated[list[Path] | None, typer.Option(
+    "--allowed-root", help="A folder a manifest's paths may lie in besides the manifest's own "
+    "(repeatable).")]
 VERDICT_STYLE = {"clear": "green", "blocked": "red", "review": "yellow", "error": "magenta"}
 
 
@@ -56,6 +59,16 @@ def _policies(reg: Registry) -> Any:
     from registry.policy import load_policies
 
     return load_policies(reg.settings.policies_dir)
+
+
+def _policies_or_none(reg: Registry) -> Any:
+    """The policies if they load (a certificate then says until when its licences run)."""
+    from registry.errors import RegistryError
+
+    try:
+        return _policies(reg)
+    except RegistryError:
+        return None
 
 
 class _Bar:
@@ -120,6 +133,7 @@ def clear(
     path_column: Annotated[str, typer.Option(help="Manifest column of item paths.")] = "path",
     id_column: Annotated[str, typer.Option(help="Manifest column of item ids.")] = "id",
     caption_column: Annotated[str, typer.Option(help="Manifest column of captions.")] = "caption",
+    allowed_root: AllowedRootOpt = None,
     schema: Annotated[bool, typer.Option(
         "--schema", help="Print the JSON Schema of the report and exit.")] = False,
     actor: ActorOpt = None,
@@ -159,7 +173,8 @@ def clear(
             result = clearance.clear_dataset(
                 reg.factory, dataset, use=use, licensee=licensee, model_family=model,
                 owner=_actor(actor), workers=workers, batch_size=batch_size,
-                manifest_columns=columns, on_progress=tick, **common)
+                manifest_columns=columns, item_roots=allowed_root or [], on_progress=tick,
+                **common)
     if report is not None:
         _write_report(reg, result.job_id, fmt, report)
     if as_json:
@@ -321,7 +336,7 @@ def certificate_issue(
     with reg.session() as session:
         envelope = clearance.issue_certificate(
             session, clearance.get_job(session, job), private_key=keys.private_key,
-            chain_pem=keys.chain_pem, actor=_actor(actor))
+            chain_pem=keys.chain_pem, actor=_actor(actor), policies=_policies_or_none(reg))
     target = out or reg.settings.jobs_dir / f"clearance-{job}.dsse.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(envelope, indent=2) + "\n", encoding="utf-8")
@@ -337,6 +352,7 @@ def certificate_verify(
     file: Annotated[Path, typer.Argument(help="A certificate (DSSE JSON).")],
     dataset: Annotated[Path | None, typer.Option(
         help="Recompute this dataset's digest and check it matches.")] = None,
+    allowed_root: AllowedRootOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a certificate offline against the trust anchors (exit 0 valid, 1 invalid)."""
@@ -350,7 +366,8 @@ def certificate_verify(
     if dataset is not None:
         options = _certified_options(file)
         try:
-            opened = open_dataset(dataset, path_column=options.get("path_column", "path"),
+            opened = open_dataset(dataset, item_roots=allowed_root or [],
+                                  path_column=options.get("path_column", "path"),
                                   id_column=options.get("id_column", "id"),
                                   caption_column=options.get("caption_column", "caption"))
         except InvalidInput as exc:
@@ -378,8 +395,9 @@ def _certified_options(file: Path) -> dict[str, str]:
 
     try:
         envelope = json.loads(file.read_bytes())
-        statement = json.loads(base64.b64decode(envelope["payload"]))
-        options = statement["predicate"]["dataset"]["options"] or {}
+        predicate = json.loads(base64.b64decode(envelope["payload"]))["predicate"]
+        dataset = predicate.get("submittedDataset") or predicate["dataset"]
+        options = dataset["options"] or {}
     except (ValueError, KeyError, TypeError):
         return {}
     keys = ("path_column", "id_column", "caption_column")

@@ -39,6 +39,12 @@ DatasetKind = Literal["folder", "archive", "webdataset", "manifest"]
 LocatorKind = Literal["file", "tar", "zip", "invalid"]
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".parquet")
+# Hugging Face `imagefolder` metadata: a `file_name` column (relative to the metadata file's
+# folder) plus features; `text` or `caption` is read as the caption. These files are not items.
+HF_METADATA_NAMES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
+HF_CAPTION_COLUMNS = ("text", "caption")
+# A manifest path naming a member inside an archive: `shards/train-000.tar::0001.jpg`.
+MEMBER_SEPARATOR = "::"
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 # Sidecar members of a WebDataset sample (or of a folder image): metadata, not items.
 SIDECAR_SUFFIXES = (".txt", ".caption", ".json", ".cls")
@@ -66,6 +72,7 @@ class DatasetItem:
     locator: Locator
     item_id: str | None = None
     caption: str | None = None
+    url: str | None = None  # where the item came from, when the dataset says (manifest `url`)
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ def open_dataset(
     path: Path | str,
     *,
     allowed_roots: Sequence[Path] | None = None,
+    item_roots: Sequence[Path] = (),
     path_column: str = "path",
     id_column: str = "id",
     caption_column: str = "caption",
@@ -147,11 +155,16 @@ def open_dataset(
 
     `allowed_roots`: when given (the API), the dataset itself must lie under one of them, and so
     must every path a manifest names; when None (the CLI), a manifest may name files under its
-    own folder.
+    own folder. `item_roots` (the CLI's `--allowed-root`): more folders a manifest's paths may
+    lie in, without constraining where the dataset itself is.
     Raises InvalidInput for a missing path, a path outside the allowed roots, or an unknown kind.
     """
     text = str(path)
-    roots = tuple(str(r.resolve()) for r in allowed_roots or ())
+    for extra in item_roots:
+        if not Path(extra).is_dir():
+            raise InvalidInput(f"{extra}: allowed root is not a folder")
+    roots = tuple(dict.fromkeys(
+        str(Path(r).resolve()) for r in [*(allowed_roots or ()), *item_roots]))
     if _BRACE.search(text):
         shards = _shard_paths(text)
         for shard in shards:
@@ -188,19 +201,53 @@ def open_dataset(
 # --- folders ---------------------------------------------------------------------------------
 
 
+def _hf_metadata(folder: Path, names: Sequence[str], root: Path) -> dict[str, dict[str, str]]:
+    """Captions and ids from a Hugging Face `imagefolder` metadata file in `folder`, by item key
+    (the `file_name` column is relative to the metadata file's folder)."""
+    found: dict[str, dict[str, str]] = {}
+    for name in HF_METADATA_NAMES:
+        if name not in names:
+            continue
+        meta = folder / name
+        for number, row in enumerate(_manifest_rows(meta), start=1):
+            file_name = row.get("file_name")
+            if not isinstance(file_name, str) or not file_name.strip():
+                raise InvalidInput(f"{meta}: row {number} has no 'file_name' "
+                                   f"(columns: {', '.join(map(str, row))})")
+            key = (folder / file_name).relative_to(root).as_posix() if not Path(
+                file_name).is_absolute() else file_name
+            entry: dict[str, str] = {}
+            for column in HF_CAPTION_COLUMNS:
+                if row.get(column) not in (None, ""):
+                    entry["caption"] = str(row[column])[:2000]
+                    break
+            if row.get("id") not in (None, ""):
+                entry["item_id"] = str(row["id"])
+            if row.get("url") not in (None, ""):
+                entry["url"] = str(row["url"])
+            found[key] = entry
+    return found
+
+
 def _folder_items(root: Path) -> Iterator[DatasetItem]:
+    metadata: dict[str, dict[str, str]] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         here = Path(dirpath)
         names = [n for n in filenames if not n.startswith(".")]
+        metadata.update(_hf_metadata(here, names, root))
         stems = {n.rsplit(".", 1)[0] for n in names if not n.lower().endswith(SIDECAR_SUFFIXES)}
         for name in names:
             lower = name.lower()
             if lower.endswith(SIDECAR_SUFFIXES) and name.rsplit(".", 1)[0] in stems:
                 continue  # a caption or metadata file next to its image
+            if name in HF_METADATA_NAMES:
+                continue  # Hugging Face imagefolder metadata, read above
             full = here / name
             key = full.relative_to(root).as_posix()
-            caption = _folder_caption(here, name)
+            meta = metadata.get(key, {})
+            caption = _folder_caption(here, name) or meta.get("caption")
+            item_id = meta.get("item_id")
             if full.is_symlink():
                 target = full.resolve()
                 if not _is_within(target, root):
@@ -209,12 +256,14 @@ def _folder_items(root: Path) -> Iterator[DatasetItem]:
                 if not target.is_file():
                     yield _invalid(key, str(full), "symlink does not point to a file")
                     continue
-                yield DatasetItem(key, str(full), Locator("file", str(target)), caption=caption)
+                yield DatasetItem(key, str(full), Locator("file", str(target)),
+                                  item_id=item_id, caption=caption, url=meta.get("url"))
                 continue
             if not full.is_file():
                 yield _invalid(key, str(full), "not a regular file")
                 continue
-            yield DatasetItem(key, str(full), Locator("file", str(full)), caption=caption)
+            yield DatasetItem(key, str(full), Locator("file", str(full)), item_id=item_id,
+                              caption=caption, url=meta.get("url"))
 
 
 def _folder_caption(folder: Path, name: str) -> str | None:
@@ -390,18 +439,22 @@ def _manifest_items(
         key = raw if count == 1 else f"{raw}#{count}"
         item_id = row.get(id_column)
         caption = row.get(caption_column)
+        url = row.get("url")
+        is_url = bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", raw))
         extra = {
             "item_id": None if item_id is None else str(item_id),
             "caption": None if caption is None else str(caption),
+            "url": raw if is_url else (None if url in (None, "") else str(url)),
         }
         if not raw.strip():
             yield DatasetItem(key, raw, Locator("invalid", raw, reason="empty path"), **extra)
             continue
-        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", raw):
+        if is_url:
             reason = "remote URLs are not read (no network); give a local path"
             yield DatasetItem(key, raw, Locator("invalid", raw, reason=reason), **extra)
             continue
-        candidate = Path(raw)
+        file_part, _, member = raw.partition(MEMBER_SEPARATOR)
+        candidate = Path(file_part)
         if not candidate.is_absolute():
             candidate = manifest.parent / candidate
         resolved = candidate.resolve()
@@ -409,7 +462,23 @@ def _manifest_items(
             reason = "path is outside the manifest's folder and the allowed roots"
             yield DatasetItem(key, raw, Locator("invalid", raw, reason=reason), **extra)
             continue
+        if member:
+            yield DatasetItem(key, raw, _member_locator(resolved, member), **extra)
+            continue
         yield DatasetItem(key, raw, Locator("file", str(resolved)), **extra)
+
+
+def _member_locator(archive: Path, member: str) -> Locator:
+    """A manifest row naming `archive::member` (the form `clearances export --format manifest`
+    writes for items of archives and WebDataset shards)."""
+    reason = _unsafe_member_name(member)
+    if reason is not None:
+        return Locator("invalid", f"{archive}{MEMBER_SEPARATOR}{member}", reason=reason)
+    if archive.name.lower().endswith(".zip"):
+        return Locator("zip", str(archive), member=member)
+    if archive.name.lower().endswith(TAR_SUFFIXES):
+        return Locator("tar", str(archive), member=member, offset=-1)
+    return Locator("invalid", str(archive), reason="'::' names a member of a non-archive file")
 
 
 # --- reading one item -----------------------------------------------------------------------
@@ -432,7 +501,19 @@ def _hash_stream(read: Any, limit: int) -> ItemBytes:
     return ItemBytes(digest.hexdigest(), size, b"".join(chunks))
 
 
-_OPEN_TARS: dict[str, tarfile.TarFile] = {}
+# Compressed tars kept open per process, keyed by (path, mtime, size): a rewritten file reopens.
+_OPEN_TARS: dict[tuple[str, int, int], tarfile.TarFile] = {}
+
+
+def _cached_tar(path: str) -> tarfile.TarFile:
+    """A compressed tar kept open in this process (members indexed once)."""
+    stat = os.stat(path)
+    cache_key = (path, stat.st_mtime_ns, stat.st_size)
+    tar = _OPEN_TARS.get(cache_key)
+    if tar is None:
+        tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - cached for the process
+        _OPEN_TARS[cache_key] = tar
+    return tar
 
 
 def read_item(item: DatasetItem, *, max_bytes: int) -> ItemBytes:
@@ -462,11 +543,9 @@ def read_item(item: DatasetItem, *, max_bytes: int) -> ItemBytes:
                     return block
 
                 return _hash_stream(bounded, max_bytes)
-        tar = _OPEN_TARS.get(loc.path)
-        if tar is None:  # compressed tar: keep it open in this process, members indexed once
-            tar = tarfile.open(loc.path, mode="r:*")  # noqa: SIM115 - cached for the process
-            _OPEN_TARS[loc.path] = tar
-        member = tar.extractfile(loc.member or "")
+        tar = _cached_tar(loc.path)
+        info = tar.getmember(loc.member or "")
+        member = tar.extractfile(info) if info.isfile() else None
         if member is None:
             return ItemBytes(None, None, None, "archive member is not a regular file")
         with member:
@@ -474,6 +553,30 @@ def read_item(item: DatasetItem, *, max_bytes: int) -> ItemBytes:
     except (OSError, KeyError, tarfile.TarError, zipfile.BadZipFile, RuntimeError,
             NotImplementedError, EOFError) as exc:
         return ItemBytes(None, None, None, f"cannot read item ({exc})")
+
+
+def read_head(item: DatasetItem, size: int = 64) -> bytes:
+    """The first `size` bytes of an item (b"" when it cannot be read): enough to sniff its
+    format without reading it whole."""
+    loc = item.locator
+    try:
+        if loc.kind == "file":
+            with open(loc.path, "rb") as fh:
+                return fh.read(size)
+        if loc.kind == "zip":
+            with zipfile.ZipFile(loc.path) as zipped, zipped.open(loc.member or "") as packed:
+                return packed.read(size)
+        if loc.kind == "tar" and loc.offset >= 0:
+            with open(loc.path, "rb") as fh:
+                fh.seek(loc.offset)
+                return fh.read(min(size, loc.size or 0))
+        if loc.kind == "tar":
+            member = _cached_tar(loc.path).extractfile(loc.member or "")
+            return member.read(size) if member is not None else b""
+    except (OSError, KeyError, tarfile.TarError, zipfile.BadZipFile, RuntimeError,
+            NotImplementedError, EOFError):
+        return b""
+    return b""
 
 
 def item_digest(sha256: str | None, key: str) -> str:
@@ -489,10 +592,15 @@ def dataset_digest(item_digests: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(item_digests)).encode()).hexdigest()
 
 
-def compute_dataset_digest(dataset: Dataset, *, max_bytes: int) -> str:
-    """Read every item again and recompute the dataset digest (certificate verification)."""
-    digests = []
+def dataset_item_digests(dataset: Dataset, *, max_bytes: int) -> list[tuple[str, str]]:
+    """(key, item digest) of every item, read again (certificate verification)."""
+    pairs = []
     for item in dataset.items():
         got = read_item(item, max_bytes=max_bytes)
-        digests.append(item_digest(got.sha256, item.key))
-    return dataset_digest(digests)
+        pairs.append((item.key, item_digest(got.sha256, item.key)))
+    return pairs
+
+
+def compute_dataset_digest(dataset: Dataset, *, max_bytes: int) -> str:
+    """Read every item again and recompute the dataset digest (certificate verification)."""
+    return dataset_digest([d for _, d in dataset_item_digests(dataset, max_bytes=max_bytes)])

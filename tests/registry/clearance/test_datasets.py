@@ -197,3 +197,66 @@ def test_the_dataset_digest_ignores_order_and_changes_with_any_item(tmp_path: Pa
     assert before == dataset_digest([_sha(PHOTO), _sha(OTHER)])
     (tmp_path / "b.jpg").write_bytes(OTHER[:-10])
     assert compute_dataset_digest(open_dataset(tmp_path), max_bytes=10**8) != before
+
+
+def test_a_hugging_face_imagefolder_reads_captions_and_its_metadata_is_not_an_item(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a.png").write_bytes(PHOTO)
+    (tmp_path / "train" / "sub").mkdir()
+    (tmp_path / "train" / "sub" / "b.jpg").write_bytes(OTHER)
+    (tmp_path / "train" / "metadata.jsonl").write_text(
+        json.dumps({"file_name": "a.png", "text": "a cup of coffee", "id": 7}) + "\n"
+        + json.dumps({"file_name": "sub/b.jpg", "text": "a rocket"}) + "\n")
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "c.png").write_bytes(PHOTO)
+    (tmp_path / "test" / "metadata.csv").write_text("file_name,caption\nc.png,\"coffee, again\"\n")
+    items = _items(open_dataset(tmp_path))
+    assert set(items) == {"train/a.png", "train/sub/b.jpg", "test/c.png"}
+    assert items["train/a.png"].caption == "a cup of coffee"
+    assert items["train/a.png"].item_id == "7"
+    assert items["train/sub/b.jpg"].caption == "a rocket"
+    assert items["test/c.png"].caption == "coffee, again"
+
+
+def test_a_broken_imagefolder_metadata_file_names_the_file_and_row(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(PHOTO)
+    (tmp_path / "metadata.jsonl").write_text('{"text": "no file name"}\n')
+    with pytest.raises(InvalidInput, match=r"metadata.jsonl: row 1 has no 'file_name'"):
+        open_dataset(tmp_path).items()
+
+
+def test_a_manifest_may_name_images_under_an_extra_allowed_root(tmp_path: Path) -> None:
+    images = tmp_path / "cache"
+    images.mkdir()
+    (images / "a.png").write_bytes(PHOTO)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "m.jsonl").write_text(json.dumps({"path": str(images / "a.png")}) + "\n")
+    refused = open_dataset(lists / "m.jsonl").items()[0]
+    assert "outside the manifest" in (read_item(refused, max_bytes=10**8).error or "")
+    allowed = open_dataset(lists / "m.jsonl", item_roots=[images]).items()[0]
+    assert read_item(allowed, max_bytes=10**8).data == PHOTO
+    with pytest.raises(InvalidInput, match="allowed root is not a folder"):
+        open_dataset(lists / "m.jsonl", item_roots=[tmp_path / "missing"])
+
+
+def test_a_manifest_row_can_name_a_member_of_an_archive(tmp_path: Path) -> None:
+    with tarfile.open(tmp_path / "s.tar.gz", "w:gz") as tar:
+        _add(tar, "x/a.png", PHOTO)
+        link = tarfile.TarInfo("x/link.png")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "a.png"
+        tar.addfile(link)
+    with zipfile.ZipFile(tmp_path / "s.zip", "w") as z:
+        z.writestr("b.jpg", OTHER)
+    rows = ["s.tar.gz::x/a.png", "s.zip::b.jpg", "s.tar.gz::../x/a.png", "s.tar.gz::x/link.png"]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"path": r}) + "\n" for r in rows))
+    items = _items(open_dataset(tmp_path / "m.jsonl"))
+    assert read_item(items["s.tar.gz::x/a.png"], max_bytes=10**8).data == PHOTO
+    assert read_item(items["s.zip::b.jpg"], max_bytes=10**8).data == OTHER
+    assert "path traversal" in (read_item(items["s.tar.gz::../x/a.png"], max_bytes=10**8).error
+                                or "")
+    assert "not a regular file" in (read_item(items["s.tar.gz::x/link.png"], max_bytes=10**8)
+                                    .error or "")

@@ -21,6 +21,7 @@ from registry.clearance.datasets import open_dataset
 from registry.errors import Conflict, InvalidInput
 from registry.policy import load_policies
 from registry.provenance.keys import ensure_studio_keys, trust_anchors_pem
+from tests.photos import skimage_photo
 from tests.registry.clearance import scenario
 
 
@@ -142,8 +143,13 @@ def test_legal_review_then_certificate_then_offline_verification(  # type: ignor
     statement = json.loads(base64.b64decode(envelope["payload"]))
     assert envelope["payloadType"] == "application/vnd.in-toto+json"
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
-    assert statement["subject"][0]["digest"]["sha256"] == report["dataset"]["digest"]["sha256"]
     predicate = statement["predicate"]
+    # The subject is the cleared subset; the submitted dataset is named apart.
+    assert statement["subject"][0]["name"] == f"clearhouse:clearance-{result.job_id}/cleared-subset"
+    assert statement["subject"][0]["digest"]["sha256"] != report["dataset"]["digest"]["sha256"]
+    assert predicate["submittedDataset"]["digest"]["sha256"] == report["dataset"]["digest"][
+        "sha256"]
+    assert predicate["clearedSubset"]["items"] == 7
     assert (predicate["use"], predicate["licensee"], predicate["model"]) == (
         "ai_training", scenario.LICENSEE, "lumen-vision-2")
     assert predicate["counts"] == {"clear": 7, "blocked": 3, "review": 0, "error": 4}
@@ -153,16 +159,29 @@ def test_legal_review_then_certificate_then_offline_verification(  # type: ignor
     assert predicate["matchesByRightsholder"] == {scenario.HOLDER: len(scenario.STUDIO_ITEMS)}
     assert predicate["matchesByLicence"] == {"harbor-lumen-training": len(scenario.STUDIO_ITEMS)}
 
-    dataset = open_dataset(sc.dataset)
+    # The submitted dataset minus the items the certificate excludes is the cleared subset.
+    subset = tmp_path / "subset"
+    shutil.copytree(sc.dataset, subset)
+    for key, verdict in scenario.EXPECTED.items():
+        if verdict != "clear" and key != review[0]["key"]:
+            (subset / key).unlink()
+    dataset = open_dataset(subset)
     check = clearance.verify_certificate(json.dumps(envelope), anchors_pem=anchors,
                                          dataset=dataset)
     assert check.valid, check.reason
     assert check.dataset_checked
 
     # A changed dataset fails with the reason.
-    shutil.copy(sc.dataset / "other/horse.jpg", sc.dataset / "other/horse-2.jpg")
+    shutil.copy(subset / "other/horse.jpg", subset / "other/horse-2.jpg")
     changed = clearance.verify_certificate(envelope, anchors_pem=anchors, dataset=dataset)
     assert not changed.valid and "dataset digest mismatch" in changed.reason
+    assert "another copy of a cleared item" in changed.reason
+    (subset / "other/horse-2.jpg").unlink()
+    shutil.copy(skimage_photo("brick.png"), subset / "other/brick.png")
+    added = clearance.verify_certificate(envelope, anchors_pem=anchors, dataset=dataset)
+    assert not added.valid
+    assert [d["key"] for d in added.differences] == ["other/brick.png"]
+    assert "1 item(s) not in the cleared subset: other/brick.png" in added.reason
 
     # A tampered certificate fails with the reason.
     forged = dict(statement, predicate=dict(predicate, counts={"clear": 10, "blocked": 0,
