@@ -76,9 +76,17 @@ def clearance_steps(step: Step, out: Path) -> None:
                  "--decision", "allowed", "--comment", "Northwind Vision family, approved by legal",
                  "--as", "legal@northwind.example")
     cert = out / "clearance" / "certificate.dsse.json"
-    step("Issue the signed clearance certificate", "certificate", "issue", job, "--out", str(cert))
-    step("Verify it offline against the studio's trust anchors, with the dataset",
-         "certificate", "verify", str(cert), "--dataset", str(dataset))
+    cleared = out / "clearance" / f"cleared-{job}"
+    step("Export the cleared subset (what may be trained on) as a Hugging Face imagefolder",
+         "clearances", "export", job, "--format", "hf", "--out", str(cleared))
+    step("Issue the signed clearance certificate over the cleared subset", "certificate",
+         "issue", job, "--out", str(cert))
+    step("Verify it offline against the studio's trust anchors, with the cleared subset",
+         "certificate", "verify", str(cert), "--dataset", str(cleared))
+    step("Against the full dataset it fails and names the excluded items (exit 1)",
+         "certificate", "verify", str(cert), "--dataset", str(dataset), check=False)
+    step("Data for the EU AI Act summary of training content", "summary", job, "--format", "md",
+         "--out", str(out / "clearance" / f"eu-summary-{job}.md"))
 
 
 def run(step: Step, out: Path) -> None:

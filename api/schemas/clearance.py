@@ -94,4 +94,7 @@ class CertificateCheckRead(Schema):
     licensee: str | None
     model: str | None
     counts: dict[str, int] | None
+    differences: list[dict[str, Any]] = Field(
+        default_factory=list, description="items keeping a dataset from being the certified "
+        "cleared subset, and why (empty without a dataset check)")
     statement: dict[str, Any] | None

@@ -10,7 +10,6 @@ certificate carries.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -21,12 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.clearance.models import VERDICTS, ClearanceItem, ClearanceJob
-from registry.errors import RegistryError
 
 REPORT_SCHEMA_ID = "https://clearhouse.dev/schemas/clearance-report/v1.json"
 REPORT_FORMATS = ("json", "csv", "html")
-THUMBNAIL_PX = 160
-MAX_HTML_PAIRS = 500  # thumbnails beyond this are left out, so the page stays openable
 
 
 def _iso(value: Any) -> str | None:
@@ -169,101 +165,14 @@ def report_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def _data_uri(jpeg: bytes | None) -> str | None:
-    if not jpeg:
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
-
-
-def _asset_thumbnail(store: Any, sha256: str) -> bytes | None:
-    from registry.media import load_image
-
-    try:
-        path = store.path(sha256)
-        image = load_image(path, name=str(path), draft_size=(THUMBNAIL_PX, THUMBNAIL_PX))
-    except (RegistryError, OSError):
-        return None
-    image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=80)
-    return out.getvalue()
-
-
-_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Clearance report: job {{ report.job.id }}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;
-vertical-align:top;text-align:left}th{background:#f4f4f4}
-.clear{color:#176f2c}.blocked{color:#b00020}.review{color:#9a6200}.error{color:#555}
-.pair{display:flex;gap:.5rem;align-items:flex-start}.pair figure{margin:0}
-.pair img{max-width:160px;max-height:160px;border:1px solid #999}
-figcaption{font-size:.75rem;color:#555;max-width:160px;word-break:break-all}
-.summary span{margin-right:1.5rem;font-weight:600}
-</style></head><body>
-<h1>Clearance report: job {{ report.job.id }}</h1>
-<p>Dataset <code>{{ report.dataset.uri }}</code> ({{ report.dataset.kind }},
-{{ report.dataset["items"] }} items){% if report.dataset.digest %}, digest
-<code>sha256:{{ report.dataset.digest.sha256 }}</code>{% endif %}.<br>
-Use <b>{{ report.job.use }}</b> by licensee <b>{{ report.job.licensee }}</b>{% if report.job.model
-%}, model <b>{{ report.job.model }}</b>{% endif %}; status {{ report.job.status }}.</p>
-<p class="summary">{% for v in verdicts %}<span class="{{ v }}">{{ v }}: {{ report.summary[v]
-}}</span>{% endfor %}<span>total: {{ report.summary.total }}</span></p>
-<table><thead><tr><th>#</th><th>item</th><th>verdict</th><th>matches</th></tr></thead><tbody>
-{% for row in rows %}{% set item = row.item %}
-<tr><td>{{ loop.index }}</td>
-<td><code>{{ item.path }}</code><br><small>sha256 {{ (item.sha256 or "-")[:16] }}</small>
-{% if item.error %}<br><span class="error">{{ item.error }}</span>{% endif %}
-{% for s in item.signals %}<br><small>opt-out {{ s.signal }}: {{ s.permission }}
-({{ s.value }})</small>{% endfor %}</td>
-<td class="{{ item.verdict }}">{{ item.verdict }}{% if item.review %}<br><small>reviewed
-{{ item.review.decision }} by {{ item.review.by }}: {{ item.review.comment }}</small>{% endif
-%}</td>
-<td>{% for m in row.matches %}<div class="pair">
-{% if m.item_thumb %}<figure><img alt="dataset item" src="{{ m.item_thumb }}">
-<figcaption>dataset item</figcaption></figure>{% endif %}
-{% if m.asset_thumb %}<figure><img alt="catalog asset {{ m.match.asset_id }}"
-src="{{ m.asset_thumb }}"><figcaption>asset {{ m.match.asset_id }}</figcaption></figure>{% endif %}
-<div>asset {{ m.match.asset_id }} by {{ m.match.signal }} (distance {{ m.match.distance }})<br>
-<b class="{{ 'blocked' if m.match.decision == 'denied' else ('clear' if m.match.decision ==
-'allowed' else 'review') }}">{{ m.match.decision }}</b>: {{ m.match.explanation }}</div>
-</div>{% else %}-{% endfor %}</td></tr>
-{% endfor %}</tbody></table>
-</body></html>
-"""
-
-
 def report_html(
     session: Session, job: ClearanceJob, report: dict[str, Any], *, store: Any | None
 ) -> str:
-    """A standalone page: every thumbnail is an inline data: URI (no external file, no network)."""
-    import jinja2
+    """A standalone page: summary first, blocked and review items first, filters and paging;
+    every thumbnail an inline data: URI (no external file, no network). See report_html.py."""
+    from registry.clearance.report_html import render_html
 
-    thumbs: dict[int, bytes | None] = {
-        row_id: thumb for row_id, thumb in session.execute(
-            select(ClearanceItem.id, ClearanceItem.thumbnail).where(
-                ClearanceItem.job_id == job.id, ClearanceItem.thumbnail.is_not(None)))
-    }
-    asset_thumbs: dict[str, str | None] = {}
-    pairs = 0
-    rows = []
-    for item in report["items"]:
-        matches = []
-        for match in item["matches"]:
-            item_thumb = asset_thumb = None
-            if pairs < MAX_HTML_PAIRS:
-                pairs += 1
-                item_thumb = _data_uri(thumbs.get(item["item"]))
-                sha = match.get("asset_sha256")
-                if store is not None and sha:
-                    if sha not in asset_thumbs:
-                        asset_thumbs[sha] = _data_uri(_asset_thumbnail(store, sha))
-                    asset_thumb = asset_thumbs[sha]
-            matches.append({"match": match, "item_thumb": item_thumb, "asset_thumb": asset_thumb})
-        rows.append({"item": item, "matches": matches})
-    env = jinja2.Environment(autoescape=True)
-    return env.from_string(_HTML).render(report=report, rows=rows, verdicts=VERDICTS)
+    return render_html(session, job, report, store=store)
 
 
 def render_report(

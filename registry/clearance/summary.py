@@ -140,13 +140,12 @@ def modality_counts(
 
 
 def _licensed(session: Session, rows: Sequence[ClearanceItem]) -> list[dict[str, Any]]:
-    """Cleared items with studio content, per rightsholder and licence (from the catalog)."""
+    """Cleared items with studio content, per rightsholder and licence (from the catalog); a
+    match approved in legal review counts under the licence that sent it to review."""
     per_asset: dict[int, set[str]] = {}
     items_per: dict[tuple[int, str], set[int]] = {}
-    for row in rows:
+    for row in rows:  # cleared items: every match was allowed, or approved in legal review
         for match in row.matches or []:
-            if match.get("decision") != "allowed":
-                continue
             asset_id = int(match["asset_id"])
             licence = str(match.get("decided_by") or "").split("#")[0] or "unknown"
             per_asset.setdefault(asset_id, set()).add(licence)
@@ -338,8 +337,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     for modality, entry in s1["modalities"].items():
         lines.append(f"| {modality} | {entry['items']} | {_cell(entry['sizeBand'])} |")
     lines += ["", "Content types (formats read from the items' bytes): " + (", ".join(
-        f"{c['format']} {c['items']}" for c in s1["contentTypes"]) or "none"),
-        f"; description: {_cell(s1['contentTypeDescription'])}", "",
+        f"{c['format']} {c['items']}" for c in s1["contentTypes"]) or "none")
+        + f"; description: {_cell(s1['contentTypeDescription'])}", "",
         "## 2. List of data sources", "", "### 2.1 Datasets submitted (public datasets)", ""]
     for d in s2["publicDatasets"]["submittedDatasets"]:
         lines.append(f"- job {d['job']}: `{d['name']}` ({d['kind']}, {d['items']} items)")

@@ -101,13 +101,20 @@ def test_review_then_certificate_issue_and_verify(world: Path, tmp_path: Path) -
 
     issued = run("certificate", "issue", job, "--out", str(cert))
     assert issued.exit_code == 0, issued.output
-    ok = run("certificate", "verify", str(cert), "--dataset", str(world), "--json")
+    # The certificate covers the cleared subset, as `clearances export` writes it.
+    subset = tmp_path / "subset.jsonl"
+    assert run("clearances", "export", job, "--format", "manifest", "--out",
+               str(subset)).exit_code == 0
+    ok = run("certificate", "verify", str(cert), "--dataset", str(subset), "--allowed-root",
+             str(world), "--json")
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["counts"] == {"clear": 7, "blocked": 3, "review": 0, "error": 4}
 
     (world / "other" / "horse.jpg").unlink()
-    changed = run("certificate", "verify", str(cert), "--dataset", str(world))
+    changed = run("certificate", "verify", str(cert), "--dataset", str(subset),
+                  "--allowed-root", str(world))
     assert changed.exit_code == 1 and "dataset digest mismatch" in changed.stderr
+    assert "1 cleared item(s) missing from the dataset" in changed.stderr
     envelope = json.loads(cert.read_text())
     envelope["signatures"][0]["sig"] = envelope["signatures"][0]["sig"][::-1]
     cert.write_text(json.dumps(envelope))

@@ -93,11 +93,15 @@ def _check_reports(result: clearance.Clearance, session_factory: sessionmaker[Se
     assert {r["key"] for r in rows} == set(scenario.EXPECTED)
     assert {r["verdict"] for r in rows if r["key"] == "closed/coffee-bright.jpg"} == {"blocked"}
     assert html_type == "text/html"
-    # Side-by-side pairs: a dataset thumbnail and a catalog thumbnail per studio match,
-    # every picture inline (standalone page).
-    assert html.count("data:image/jpeg;base64,") == 2 * len(scenario.STUDIO_ITEMS)
+    # A thumbnail per studio item and one per matched catalog asset, every picture inline
+    # (standalone page); blocked and review items come first.
+    assert html.count("data:image/jpeg;base64,") == len(scenario.STUDIO_ITEMS) + 3
     assert 'src="http' not in html
-    assert "coffee-bright.jpg" in html
+    first_page = html[html.index('<tbody id="rows">'):html.index("</tbody>")]
+    order = [first_page.index(k) for k in ("closed/coffee-bright.jpg", "limited/chelsea",
+                                           "bad/bomb.png", "other/horse.jpg")]
+    assert order == sorted(order)
+    assert "a copy of “coffee”" in first_page and f"({scenario.HOLDER})" in first_page
 
 
 def test_legal_review_then_certificate_then_offline_verification(  # type: ignore[no-untyped-def]
