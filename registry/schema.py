@@ -11,6 +11,7 @@ from registry.clearance import models as clearance_models
 from registry.db import Base
 from registry.fingerprint import models as fingerprint_models
 from registry.policy import models as policy_models
+from registry.provenance import models as provenance_models
 
 metadata = Base.metadata
 
@@ -22,4 +23,5 @@ __all__ = [
     "fingerprint_models",
     "metadata",
     "policy_models",
+    "provenance_models",
 ]

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     signing_cert: Path | None = None
     signing_key: Path | None = None
     trust_anchors: Path | None = None
+    # The studio named in recovered manifests ("this is <studio>'s generated image"); default:
+    # the signing certificate's organisation.
+    studio_name: str | None = None
+    # The training permissions signed on outputs with no catalog ingredient (the studio's
+    # reservation), in the `--training` syntax: ["notAllowed"] reserves every use;
+    # ["notAllowed", "ai_inference=allowed"] allows one. A JSON list in the environment.
+    default_training_mining: list[str] = Field(default_factory=lambda: ["notAllowed"])
     # `clearhouse serve` finishes clearance jobs that a killed server left unfinished.
     resume_jobs_on_start: bool = True
 

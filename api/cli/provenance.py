@@ -96,6 +96,11 @@ def sign(
                                             "(compositeWithTrainedAlgorithmicMedia).")] = False,
     replace_manifest: Annotated[bool, typer.Option(
         help="Sign even if INPUT already carries a C2PA manifest (it is replaced).")] = False,
+    training_mining: Annotated[bool, typer.Option(
+        "--training-mining/--no-training-mining",
+        help="Write cawg.training-mining (default). Without catalog ingredients it states the "
+             "studio's reservation (CLEARHOUSE_DEFAULT_TRAINING_MINING); --no-training-mining "
+             "opts out explicitly.")] = True,
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -124,6 +129,8 @@ def sign(
             session, input_path, keys=keys, name=input_path.name, model=model, prompt=prompt,
             ingredients=specs, explicit=explicit, policies=policies, licensee=licensee,
             edit=edit, replace_manifest=replace_manifest, actor="cli",
+            studio_default=parse_training_specs(settings.default_training_mining),
+            training_mining=training_mining, studio=settings.studio_name,
             max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_image_pixels,
         )

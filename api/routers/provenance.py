@@ -100,6 +100,10 @@ def sign(
     replace_manifest: Annotated[bool, Form(
         description="sign even if the file already carries a C2PA manifest (it is replaced)")]
     = False,
+    training_mining: Annotated[bool, Form(
+        description="write cawg.training-mining (default: the policies' permissions, or the "
+                    "studio's reservation without catalog ingredients); false opts out")]
+    = True,
 ) -> Response:
     """Sign generated media with a C2PA manifest and return the signed file."""
     explicit = parse_training_specs(training or [])
@@ -126,9 +130,14 @@ def sign(
     outcome = sign_generated(
         session, data, keys=keys, name=file.filename or "generated", model=model, prompt=prompt,
         ingredients=specs, explicit=explicit, policies=policies, licensee=licensee, edit=edit,
-        replace_manifest=replace_manifest, actor=key.name, **limits,
+        replace_manifest=replace_manifest, actor=key.name,
+        studio_default=parse_training_specs(settings.default_training_mining),
+        training_mining=training_mining, studio=settings.studio_name, **limits,
     )
-    summary = {"ingredients": [i.asset_id for i in outcome.signed.ingredients],
+    summary = {"manifest_id": outcome.signed.manifest_label,
+               "soft_binding": {"alg": "io.iscc.v0", "iscc": outcome.signed.iscc}
+               if outcome.signed.iscc else None,
+               "ingredients": [i.asset_id for i in outcome.signed.ingredients],
                "training_mining": {u: p.permission.value
                                    for u, p in outcome.signed.training.items()},
                "warnings": list(outcome.warnings)}

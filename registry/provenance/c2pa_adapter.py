@@ -19,6 +19,7 @@ import c2pa
 from registry.errors import ProvenanceError
 from registry.provenance.errors import SigningFailed
 
+MANIFEST_STORE_TYPE = "application/c2pa"
 MEDIA_TYPES_SIGNABLE = frozenset(
     {"image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/avif",
      "video/mp4", "video/quicktime"}
@@ -71,10 +72,13 @@ class ReadOutcome:
 
 
 def read_manifest(
-    data: bytes, media_type: str, *, anchors_pem: bytes | None, allow_network: bool = False
+    data: bytes, media_type: str, *, anchors_pem: bytes | None, allow_network: bool = False,
+    manifest_data: bytes | None = None,
 ) -> ReadOutcome:
     """Read and validate the manifest store embedded in `data` (never raises C2paError).
 
+    `manifest_data`: a manifest store to validate against `data` instead of the embedded one
+    (a sidecar). A store on its own reads with media type `application/c2pa`.
     Raises ProvenanceError if c2pa refuses the settings themselves (e.g. unusable trust anchors).
     """
     try:
@@ -84,7 +88,7 @@ def read_manifest(
     except c2pa.C2paError as exc:
         raise ProvenanceError(f"C2PA verification settings refused: {exc}") from exc
     try:
-        reader = c2pa.Reader.try_create(media_type, io.BytesIO(data), None, context)
+        reader = c2pa.Reader.try_create(media_type, io.BytesIO(data), manifest_data, context)
         if reader is None:
             return ReadOutcome("no_manifest")
         with reader:
@@ -120,6 +124,21 @@ def sign_bytes(
     `ingredients`: (ingredient definition, media type, bytes) each. Raises SigningFailed with the
     library's reason.
     """
+    signed, _ = sign_with_store(manifest, data=data, media_type=media_type, chain_pem=chain_pem,
+                                key_pem=key_pem, ingredients=ingredients)
+    return signed
+
+
+def sign_with_store(
+    manifest: dict[str, Any],
+    *,
+    data: bytes,
+    media_type: str,
+    chain_pem: bytes,
+    key_pem: bytes,
+    ingredients: list[tuple[dict[str, Any], str, bytes]],
+) -> tuple[bytes, bytes]:
+    """As `sign_bytes`, and also the manifest store c2pa embedded (`application/c2pa` bytes)."""
     try:
         context = c2pa.Context.from_dict(builder_settings())
     except c2pa.C2paError as exc:
@@ -132,8 +151,8 @@ def sign_bytes(
             for definition, ingredient_type, ingredient_bytes in ingredients:
                 builder.add_ingredient(definition, ingredient_type, io.BytesIO(ingredient_bytes))
             out = io.BytesIO()
-            builder.sign(signer, media_type, io.BytesIO(data), out)
-            return out.getvalue()
+            store = builder.sign(signer, media_type, io.BytesIO(data), out)
+            return out.getvalue(), bytes(store)
     except c2pa.C2paError as exc:
         raise SigningFailed(f"C2PA signing failed: {exc}") from exc
     finally:

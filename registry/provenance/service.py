@@ -32,6 +32,7 @@ from registry.media import probe
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from registry.policy import AssetFacts, Decision, PolicySet
 from registry.provenance.keys import StudioKeys
+from registry.provenance.repository import record_manifest, studio_name
 from registry.provenance.sign import IngredientSpec, SignedMedia, sign_media
 from registry.provenance.training import (
     RESTRICTIVENESS,
@@ -43,6 +44,8 @@ from registry.provenance.training import (
 from registry.provenance.verify import VerifyResult, read_source, verify_media
 
 PUBLIC_LICENSEE = "*"
+# The studio's reservation when nothing else is configured: every use notAllowed.
+RESERVED = {u: UsePermission(u, Permission.notAllowed) for u in USES}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -241,14 +244,32 @@ def sign_generated(
     edit: bool = False,
     replace_manifest: bool = False,
     actor: str = "cli",
+    studio_default: Mapping[str, UsePermission] | None = None,
+    training_mining: bool = True,
+    studio: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> SignOutcome:
-    """Sign generated media with its catalog ingredients and training permissions; audit it."""
+    """Sign generated media with its catalog ingredients and training permissions, keep the
+    manifest in the repository, and audit it.
+
+    `cawg.training-mining` is always written unless `training_mining=False` (the signer's
+    explicit opt-out, which cannot be combined with `explicit`): derived from the policies for
+    catalog ingredients, else the studio's reservation `studio_default` (every use notAllowed
+    when not given); `explicit` replaces either, use by use. `studio`: the name recovered
+    manifests give (default: the signing certificate's organisation).
+    """
     ids = sorted({i.asset_id for i in ingredients if i.asset_id is not None})
     assets = [catalog.get_asset(session, i) for i in ids]
+    if not training_mining and explicit:
+        raise InvalidInput("training: permissions were given but training-mining was opted out")
     derived = derive_training(assets, policies, licensee=licensee)
     permissions = dict(derived.permissions)
+    sources = ["policy"] if permissions else []
+    if training_mining and not permissions:
+        default = studio_default if studio_default is not None else RESERVED
+        permissions = {u: p for u, p in default.items() if u in USES}
+        sources.append("studio_default")
     warnings: list[str] = []
     for use, perm in (explicit or {}).items():
         if use not in USES:
@@ -261,6 +282,11 @@ def sign_generated(
                 f"ingredients say {policy.permission.value}"
             )
         permissions[use] = perm
+    if explicit:
+        sources.append("explicit")
+    if not training_mining:
+        permissions, sources = {}, ["opted_out"]
+        warnings.append("training-mining opted out: the output states no training permissions")
     unlinked = [i.title for i in ingredients if i.asset_id is None]
     if unlinked:
         warnings.append(
@@ -270,12 +296,18 @@ def sign_generated(
                         ingredients=ingredients, training=permissions, edit=edit,
                         replace_manifest=replace_manifest, max_bytes=max_bytes,
                         max_pixels=max_pixels)
+    stored = record_manifest(
+        session, signed, signing_cert=keys.signing_cert,
+        studio=studio_name(keys.signing_cert, studio), actor=actor,
+        training_source="+".join(dict.fromkeys(sources)) or "none", model=model,
+    )
     record(
         session, actor=actor, action="provenance.sign",
         subject=f"sha256:{sha256_bytes(signed.data)}",
         model=model, ingredients=[i.as_dict() for i in ingredients],
         training_mining={u: p.as_dict() for u, p in permissions.items()},
         signer=keys.signing_cert.subject.rfc4514_string(),
+        manifest_id=stored.manifest_id,
     )
     return SignOutcome(signed, derived.permissions, derived.decisions, tuple(warnings))
 

@@ -21,10 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import InvalidInput, UnsupportedMedia
-from registry.media import probe
+from registry.media import load_image, probe
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from registry.provenance.c2pa_adapter import MEDIA_TYPES_SIGNABLE, read_manifest, sign_bytes
+from registry.provenance.c2pa_adapter import (
+    MEDIA_TYPES_SIGNABLE,
+    read_manifest,
+    sign_with_store,
+)
 from registry.provenance.keys import StudioKeys
+from registry.provenance.softbinding import (
+    OutputFingerprint,
+    iscc_image_code,
+    output_fingerprints,
+    soft_binding_assertion,
+)
 from registry.provenance.training import UsePermission, cawg_assertion
 from registry.provenance.verify import (
     ASSET_METADATA_KEY,
@@ -80,16 +90,25 @@ class IngredientSpec:
 
 @dataclass(frozen=True)
 class SignedMedia:
+    """The signed file, with what the manifest repository keeps of it."""
+
     data: bytes
     media_type: str
     manifest: dict[str, Any]
     ingredients: tuple[IngredientSpec, ...] = ()
     training: dict[str, UsePermission] = field(default_factory=dict)
+    store: bytes = b""  # the manifest store c2pa embedded (application/c2pa)
+    manifest_label: str | None = None  # the active manifest's label (urn:c2pa:...)
+    iscc: str | None = None  # the soft binding (ISCC Content-Code Image); None for video
+    fingerprints: tuple[OutputFingerprint, ...] = ()  # ours, for the repository only
+    size: tuple[int, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "media_type": self.media_type,
             "bytes": len(self.data),
+            "manifest_id": self.manifest_label,
+            "soft_binding": {"alg": "io.iscc.v0", "iscc": self.iscc} if self.iscc else None,
             "ingredients": [i.as_dict() for i in self.ingredients],
             "training_mining": {u: p.as_dict() for u, p in self.training.items()},
         }
@@ -103,8 +122,10 @@ def build_manifest(
     prompt: str | None,
     training: Mapping[str, UsePermission],
     edit: bool = False,
+    soft_binding: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest definition c2pa's Builder takes (ingredients are added separately)."""
+    """The manifest definition c2pa's Builder takes (ingredients are added separately).
+    `soft_binding`: the ISCC image code of the content, written as `c2pa.soft-binding`."""
     action: dict[str, Any] = {
         "action": "c2pa.created",
         "digitalSourceType": COMPOSITE_WITH_TRAINED if edit else TRAINED_ALGORITHMIC_MEDIA,
@@ -114,6 +135,8 @@ def build_manifest(
     assertions: list[dict[str, Any]] = [{"label": "c2pa.actions", "data": {"actions": [action]}}]
     if training:
         assertions.append(cawg_assertion(training))
+    if soft_binding:
+        assertions.append(soft_binding_assertion(soft_binding))
     generation = {k: v for k, v in (("model", model), ("prompt", prompt)) if v}
     if generation:
         assertions.append({"label": GENERATION_LABEL, "data": generation})
@@ -168,9 +191,18 @@ def sign_media(
     permissions = dict(training or {})
     title = Path(name).name if name else (
         source.name if isinstance(source, Path) else "generated")
+    code: str | None = None
+    fingerprints: list[OutputFingerprint] = []
+    size: tuple[int, int] | None = None
+    if media_type.startswith("image/"):
+        # c2pa adds metadata only: the signed file shows these very pixels.
+        image = load_image(data, name=label, max_bytes=max_bytes, max_pixels=max_pixels)
+        code = iscc_image_code(image)
+        fingerprints = output_fingerprints(image)
+        size = image.size
     manifest = build_manifest(title=title, media_type=media_type, model=model, prompt=prompt,
-                              training=permissions, edit=edit)
-    signed = sign_bytes(
+                              training=permissions, edit=edit, soft_binding=code)
+    signed, store = sign_with_store(
         manifest,
         data=data,
         media_type=media_type,
@@ -178,4 +210,7 @@ def sign_media(
         key_pem=keys.key_pem,
         ingredients=[(i.definition(), i.media_type, i.data) for i in ingredients],
     )
-    return SignedMedia(signed, media_type, manifest, tuple(ingredients), permissions)
+    readback = read_manifest(signed, media_type, anchors_pem=None)
+    label_read = (readback.store or {}).get("active_manifest")
+    return SignedMedia(signed, media_type, manifest, tuple(ingredients), permissions, store,
+                       str(label_read) if label_read else None, code, tuple(fingerprints), size)
