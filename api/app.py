@@ -12,7 +12,16 @@ from fastapi.staticfiles import StaticFiles
 
 from api import console
 from api.errors import error_body, install_error_handlers
-from api.routers import catalog, clearance, export, fingerprint, health, policy, provenance
+from api.routers import (
+    catalog,
+    clearance,
+    export,
+    fingerprint,
+    health,
+    policy,
+    provenance,
+    softbinding,
+)
 from registry.catalog import BlobStore
 from registry.db import make_engine, make_session_factory, migrate
 from registry.settings import Settings, get_settings
@@ -69,7 +78,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         return await call_next(request)
 
     app.include_router(health.router)
-    for area in (catalog, policy, fingerprint, clearance, export, provenance):
+    for area in (catalog, policy, fingerprint, clearance, export, provenance, softbinding):
         app.include_router(area.router)
     console.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

@@ -28,6 +28,7 @@ from registry.errors import (
     Unauthorized,
     UnsupportedMedia,
 )
+from registry.provenance.errors import InvalidSoftBinding
 
 log = logging.getLogger("clearhouse.api")
 
@@ -38,6 +39,7 @@ STATUS_FOR: dict[type[RegistryError], int] = {
     MediaTooLarge: 413,
     UnsupportedMedia: 415,
     CorruptMedia: 422,
+    InvalidSoftBinding: 400,  # the Soft Binding Resolution API's "invalid query value"
     InvalidInput: 422,
     Unauthorized: 401,
     Forbidden: 403,
@@ -54,6 +56,7 @@ HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media",
     422: "invalid_input",
+    429: "too_many_requests",
 }
 
 

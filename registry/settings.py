@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # reservation), in the `--training` syntax: ["notAllowed"] reserves every use;
     # ["notAllowed", "ai_inference=allowed"] allows one. A JSON list in the environment.
     default_training_mining: list[str] = Field(default_factory=lambda: ["notAllowed"])
+    # Soft Binding Resolution API: requests per minute per API key.
+    sbr_requests_per_minute: int = Field(default=120, gt=0)
     # `clearhouse serve` finishes clearance jobs that a killed server left unfinished.
     resume_jobs_on_start: bool = True
 

@@ -6,11 +6,14 @@ ProvenanceError
   CertificateInvalid         a certificate chain that is malformed, expired or badly signed
     CertificateUntrusted     a well-formed chain that does not reach a configured trust anchor
   SigningFailed              the C2PA library refused to sign (the reason is in the message)
+InvalidInput
+  InvalidSoftBinding         a soft-binding query with an unknown algorithm or a malformed value
+                             (the Soft Binding Resolution API answers 400 for these)
 """
 
 from __future__ import annotations
 
-from registry.errors import ProvenanceError
+from registry.errors import InvalidInput, ProvenanceError
 
 
 class SigningKeyError(ProvenanceError):
@@ -27,3 +30,7 @@ class CertificateUntrusted(CertificateInvalid):
 
 class SigningFailed(ProvenanceError):
     code = "signing_failed"
+
+
+class InvalidSoftBinding(InvalidInput):
+    code = "invalid_soft_binding"

@@ -43,6 +43,9 @@ from sqlalchemy.orm import Session
 from registry.catalog import sha256_bytes
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprint import get_signal_type
+from registry.media import load_image, probe
+from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from registry.provenance.errors import InvalidSoftBinding
 from registry.provenance.models import ManifestFingerprint, ManifestRecord
 from registry.provenance.sign import SignedMedia
 from registry.provenance.softbinding import (
@@ -303,7 +306,7 @@ def find_by_binding(
     """Manifests whose soft binding (or our fingerprint) matches `value`, best first.
 
     `io.iscc.v0`: base64 of the ISCC unit (or the `ISCC:` text); `com.clearhouse.pdq`: base64 of
-    the 32-byte PDQ hash. Raises InvalidInput for another algorithm or a malformed value.
+    the 32-byte PDQ hash. Raises InvalidSoftBinding for another algorithm or a malformed value.
     """
     index.refresh(session)
     if alg == ISCC_ALG:
@@ -312,14 +315,14 @@ def find_by_binding(
         try:
             raw = base64.b64decode(value.strip(), validate=True)
         except binascii.Error as exc:
-            raise InvalidInput(f"value: not base64 ({exc})") from exc
+            raise InvalidSoftBinding(f"value: not base64 ({exc})") from exc
         if len(raw) != 32:
-            raise InvalidInput(f"value: a PDQ hash is 32 bytes, got {len(raw)}")
+            raise InvalidSoftBinding(f"value: a PDQ hash is 32 bytes, got {len(raw)}")
         hits = [(rid, region, d, PDQ_ALG, pdq_similarity(d))
                 for rid, region, d in index.search_pdq([raw], PDQ_MATCH_BITS)]
     else:
         known = ", ".join(a["alg"] for a in SUPPORTED_ALGORITHMS["fingerprints"])
-        raise InvalidInput(f"alg: {alg!r} is not supported here (supported: {known})",
+        raise InvalidSoftBinding(f"alg: {alg!r} is not supported here (supported: {known})",
                            detail={"alg": alg})
     return _best(_labels(session, hits))[:max_results]
 
@@ -354,6 +357,24 @@ def find_by_content(
     return _best(_labels(session, hits))[:max_results]
 
 
+def find_by_file(
+    session: Session,
+    index: ManifestIndex,
+    data: bytes,
+    *,
+    name: str,
+    max_results: int = DEFAULT_MAX_RESULTS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> list[RepositoryMatch]:
+    """`find_by_content` for an uploaded file, through the safe loader (format from the bytes,
+    byte and pixel limits). Raises UnsupportedMedia / CorruptMedia / MediaTooLarge."""
+    info = probe(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
+    image = load_image(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels) \
+        if info.kind == "image" else None
+    return find_by_content(session, index, data, image=image, max_results=max_results)
+
+
 __all__ = [
     "DEFAULT_MAX_RESULTS",
     "ISCC_MATCH_BITS",
@@ -362,6 +383,7 @@ __all__ = [
     "RepositoryMatch",
     "find_by_binding",
     "find_by_content",
+    "find_by_file",
     "find_manifest_record",
     "get_manifest_record",
     "iscc_code_from_bytes",

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import iscc_lib
 from PIL import Image, ImageChops
 
-from registry.errors import InvalidInput
 from registry.fingerprint import get_signal_type
+from registry.provenance.errors import InvalidSoftBinding
 
 SOFT_BINDING_LABEL = "c2pa.soft-binding"
 ISCC_ALG = "io.iscc.v0"
@@ -78,14 +78,14 @@ def iscc_image_code(image: Image.Image) -> str:
 
 
 def iscc_code_bytes(code: str) -> bytes:
-    """The ISCC unit (header + digest) of an `ISCC:...` text code. Raises InvalidInput."""
+    """The ISCC unit (header + digest) of an `ISCC:...` text code. Raises InvalidSoftBinding."""
     text = code.strip().removeprefix(ISCC_PREFIX)
     if not text or not text.isalnum():
-        raise InvalidInput(f"not an ISCC code: {code!r}")
+        raise InvalidSoftBinding(f"not an ISCC code: {code!r}")
     try:
         return base64.b32decode(text + "=" * (-len(text) % 8))
     except binascii.Error as exc:
-        raise InvalidInput(f"not an ISCC code: {code!r} ({exc})") from exc
+        raise InvalidSoftBinding(f"not an ISCC code: {code!r} ({exc})") from exc
 
 
 def iscc_code_from_bytes(unit: bytes) -> str:
@@ -100,7 +100,7 @@ def iscc_value(code: str) -> str:
 def iscc_code_from_value(value: str) -> str:
     """An ISCC code from a soft-binding value (base64 of the unit) or from ISCC text.
 
-    Raises InvalidInput when it is neither, or not an ISCC Content-Code Image.
+    Raises InvalidSoftBinding when it is neither, or not an ISCC Content-Code Image.
     """
     value = value.strip()
     if value.upper().startswith(ISCC_PREFIX):
@@ -109,10 +109,10 @@ def iscc_code_from_value(value: str) -> str:
         try:
             unit = base64.b64decode(value, validate=True)
         except binascii.Error as exc:
-            raise InvalidInput(f"value: not base64 ({exc})") from exc
+            raise InvalidSoftBinding(f"value: not base64 ({exc})") from exc
     # Header byte 1: main type CONTENT (0010) and subtype IMAGE (0001): 0x21; then version 0.
     if len(unit) != 2 + ISCC_IMAGE_BITS // 8 or unit[0] != 0x21 or unit[1] >> 4 != 0:
-        raise InvalidInput("value: not a 64-bit ISCC Content-Code Image (io.iscc.v0, image)")
+        raise InvalidSoftBinding("value: not a 64-bit ISCC Content-Code Image (io.iscc.v0, image)")
     return iscc_code_from_bytes(unit)
 
 
