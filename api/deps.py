@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from registry.access import ApiKey, Role, authenticate, require_role
 from registry.catalog import BlobStore
+from registry.provenance.repository import ManifestIndex
 from registry.settings import Settings
 
 
@@ -39,11 +40,22 @@ def get_store(request: Request) -> BlobStore:
     return store
 
 
+def get_manifest_index(request: Request) -> ManifestIndex:
+    """The app's one in-memory index of the manifest repository (caught up on each lookup)."""
+    state = request.app.state
+    index: ManifestIndex | None = getattr(state, "manifest_index", None)
+    if index is None:
+        index = ManifestIndex()
+        state.manifest_index = index
+    return index
+
+
 # scope="function": commit before the response is sent, so a failed commit is the client's error
 # response, never a 2xx for data that was not stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
+ManifestIndexDep = Annotated[ManifestIndex, Depends(get_manifest_index)]
 
 
 def presented_key(request: Request) -> str | None:

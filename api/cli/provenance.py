@@ -180,7 +180,11 @@ def verify(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a file's C2PA manifest against the trust anchors, and match it to the catalog."""
+    """Verify a file's C2PA manifest against the trust anchors, and match it to the catalog.
+
+    A file with no manifest is looked up in the manifest repository: when the studio signed it,
+    the output says whose it is, when and by whom it was signed, and what its manifest said
+    (exit status stays 4: the file itself carries no manifest)."""
     if not file.is_file():
         fail(f"{file}: no such file")
     reg = open_registry()
@@ -226,8 +230,36 @@ def _print_result(data: dict[str, Any]) -> None:
         for problem in tm["problems"]:
             console.print(f"  [yellow]not trusted[/]: {problem}", highlight=False)
     for m in data["matches"]:
-        console.print(f"  matches asset {m['asset_id']} ({m['subject']}, {m['signal']})",
+        summary: dict[str, Any] = m.get("asset") or {}
+        what = f": {summary['title']} ({summary.get('franchise') or '-'}, " \
+            f"{summary['rightsholder']})" if summary else ""
+        console.print(f"  matches asset {m['asset_id']}{what} ({m['subject']}, {m['signal']})",
                       highlight=False)
+    recovered = data.get("recovered")
+    if recovered:
+        _print_recovered(recovered)
+
+
+def _print_recovered(rec: dict[str, Any]) -> None:
+    """The manifest found again in the manifest repository for a file that lost it."""
+    console.print(f"[bold cyan]recovered[/]: {rec['message']}", highlight=False, soft_wrap=True)
+    check = rec["validation"]
+    console.print(f"  manifest {rec['manifest_id']}: {check['state']}: {check['message']}",
+                  highlight=False, soft_wrap=True)
+    for action in rec["actions"]:
+        console.print(f"  action {action['action']} ({action.get('digitalSourceType') or '-'}) "
+                      f"by {action.get('softwareAgent') or '-'}", highlight=False)
+    for ing in rec["ingredients"]:
+        asset = ing.get("asset")
+        where = f": asset {asset['asset_id']} {asset['title']} ({asset.get('franchise') or '-'}" \
+            f", {asset['rightsholder']})" if asset else ": not in the catalog"
+        console.print(f"  ingredient {ing['title']} ({ing['relationship']}){where}",
+                      highlight=False)
+    tm = rec.get("training_mining")
+    if tm:
+        for use, perm in tm["uses"].items():
+            extra = f" ({perm['constraint_info']})" if perm.get("constraint_info") else ""
+            console.print(f"  {use}: {perm['use']}{extra}", highlight=False)
 
 
 @keys_app.command("show")

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from sqlalchemy.orm import Session
 
-from api.deps import ANY_ROLE, SessionDep, SettingsDep, StoreDep, requires
+from api.deps import ANY_ROLE, ManifestIndexDep, SessionDep, SettingsDep, StoreDep, requires
 from api.schemas.provenance import VerifyRead
 from registry.access import ApiKey, Role
 from registry.errors import InvalidInput, MediaTooLarge
@@ -160,16 +160,18 @@ def _safe(name: str) -> str:
 def verify(
     session: SessionDep,
     settings: SettingsDep,
+    index: ManifestIndexDep,
     _: Verifier,
     file: Annotated[UploadFile, File(description="the file to verify")],
 ) -> object:
     """Verify an uploaded file's C2PA manifest against the studio's trust anchors (offline) and
-    match it and its ingredients to the catalog."""
+    match it and its ingredients to the catalog. A file whose manifest was removed is looked up
+    in the manifest repository: `recovered` says whose it is and what its manifest said."""
     data = _read(file, settings)
     matcher = _matcher(session, settings)
     result = verify_with_catalog(
         session, data, anchors_pem=_anchors(settings), name=file.filename or "upload",
-        matcher=matcher, max_bytes=settings.max_upload_bytes,
+        matcher=matcher, manifest_index=index, max_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_image_pixels)
     return result.as_dict()
 

@@ -25,14 +25,13 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.exceptions import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import SessionDep, SettingsDep, requires
+from api.deps import ManifestIndexDep, SessionDep, SettingsDep, requires
 from registry.access import ApiKey, Role
 from registry.errors import InvalidInput, MediaTooLarge
 from registry.provenance.c2pa_adapter import MANIFEST_STORE_TYPE
 from registry.provenance.repository import (
     DEFAULT_MAX_RESULTS,
     SUPPORTED_ALGORITHMS,
-    ManifestIndex,
     RepositoryMatch,
     find_by_binding,
     find_by_file,
@@ -91,15 +90,6 @@ def fetch_manifests(
 Partner = Annotated[ApiKey, Depends(fetch_manifests)]
 
 
-def _index(request: Request) -> ManifestIndex:
-    state = request.app.state
-    index: ManifestIndex | None = getattr(state, "manifest_index", None)
-    if index is None:
-        index = ManifestIndex()
-        state.manifest_index = index
-    return index
-
-
 class SoftBindingMatch(BaseModel):
     manifestId: str = Field(description="The manifest's label (urn:c2pa:...)")
     endpoint: str | None = Field(default=None, description="Not used: manifests are here")
@@ -137,7 +127,7 @@ def _result(matches: list[RepositoryMatch]) -> dict[str, Any]:
 @router.get("/matches/byBinding", response_model=SoftBindingQueryResult,
             response_model_exclude_none=True, operation_id="queryByBinding")
 def query_by_binding(
-    request: Request,
+    index: ManifestIndexDep,
     session: SessionDep,
     _: Partner,
     alg: Annotated[str, Query(max_length=200, description="soft binding algorithm")],
@@ -145,21 +135,21 @@ def query_by_binding(
     max_results: MaxResults = DEFAULT_MAX_RESULTS,
 ) -> object:
     """Manifest ids whose soft binding matches the value."""
-    return _result(find_by_binding(session, _index(request), alg=alg, value=value,
+    return _result(find_by_binding(session, index, alg=alg, value=value,
                                    max_results=max_results))
 
 
 @router.post("/matches/byBinding", response_model=SoftBindingQueryResult,
              response_model_exclude_none=True, operation_id="queryByLargeBinding")
 def query_by_large_binding(
-    request: Request,
+    index: ManifestIndexDep,
     session: SessionDep,
     _: Partner,
     query: Annotated[SoftBindingQuery, Body()],
     max_results: MaxResults = DEFAULT_MAX_RESULTS,
 ) -> object:
     """As GET, with the binding in a JSON body."""
-    return _result(find_by_binding(session, _index(request), alg=query.alg, value=query.value,
+    return _result(find_by_binding(session, index, alg=query.alg, value=query.value,
                                    max_results=max_results))
 
 
@@ -173,7 +163,7 @@ def query_by_large_binding(
         "video/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 def query_by_content(
-    request: Request,
+    index: ManifestIndexDep,
     session: SessionDep,
     settings: SettingsDep,
     _: Partner,
@@ -187,7 +177,7 @@ def query_by_content(
         raise MediaTooLarge(f"body: over the limit of {settings.max_upload_bytes} bytes")
     if not body:
         raise InvalidInput("body: send the asset's bytes (image/* or video/*)")
-    return _result(find_by_file(session, _index(request), body, name="body",
+    return _result(find_by_file(session, index, body, name="body",
                                 max_results=max_results, max_bytes=settings.max_upload_bytes,
                                 max_pixels=settings.max_image_pixels))
 

@@ -46,6 +46,11 @@ class VerifyRead(BaseModel):
     remote_url: str | None
     manifest_count: int
     c2pa_state: str | None
+    recovered: dict[str, Any] | None = Field(
+        default=None,
+        description="for a file with no manifest that we signed: the manifest found again in "
+        "the manifest repository (message, manifest_id, studio, signed_at, signer, match, "
+        "validation, actions, ingredients, training_mining)")
 
 
 class SigningKeysRead(BaseModel):

@@ -15,6 +15,7 @@ catalog matches for what a verifier receives.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,13 @@ from registry.media import probe
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from registry.policy import AssetFacts, Decision, PolicySet
 from registry.provenance.keys import StudioKeys
-from registry.provenance.repository import record_manifest, studio_name
+from registry.provenance.repository import (
+    ManifestIndex,
+    find_by_file,
+    get_manifest_record,
+    record_manifest,
+    studio_name,
+)
 from registry.provenance.sign import IngredientSpec, SignedMedia, sign_media
 from registry.provenance.training import (
     RESTRICTIVENESS,
@@ -41,7 +48,7 @@ from registry.provenance.training import (
     UsePermission,
     most_restrictive,
 )
-from registry.provenance.verify import VerifyResult, read_source, verify_media
+from registry.provenance.verify import VerifyResult, read_source, verify_media, verify_store
 
 PUBLIC_LICENSEE = "*"
 # The studio's reservation when nothing else is configured: every use notAllowed.
@@ -354,6 +361,96 @@ def catalog_matches(
     return replace(result, matches=tuple(matches), ingredients=tuple(ingredients))
 
 
+def asset_summary(asset: Asset) -> dict[str, Any]:
+    """What a partner may see of a catalog asset: id, title, franchise and rightsholder."""
+    return {"asset_id": asset.id, "title": asset.title,
+            "franchise": asset.franchise.name if asset.franchise else None,
+            "rightsholder": asset.rightsholder.name}
+
+
+def _asset(session: Session, asset_id: object) -> Asset | None:
+    return session.get(Asset, int(str(asset_id))) if str(asset_id).isdigit() else None
+
+
+def _with_summaries(session: Session, result: VerifyResult) -> VerifyResult:
+    """Partner-safe summaries on the catalog matches (a partner cannot read /v1/assets)."""
+    matches = []
+    for m in result.matches:
+        asset = _asset(session, m.get("asset_id"))
+        matches.append({**m, "asset": asset_summary(asset)} if asset is not None else m)
+    return replace(result, matches=tuple(matches))
+
+
+def _kind_of(actions: Sequence[Mapping[str, Any]], media_type: str) -> str:
+    what = "video" if media_type.startswith("video/") else "image"
+    sources = {str(a.get("digitalSourceType") or "") for a in actions}
+    if any(s.endswith("/compositeWithTrainedAlgorithmicMedia") for s in sources):
+        return f"generatively edited {what}"
+    if any(s.endswith("/trainedAlgorithmicMedia") for s in sources):
+        return f"generated {what}"
+    return what
+
+
+def recover_manifest(
+    session: Session,
+    data: bytes,
+    *,
+    index: ManifestIndex,
+    anchors_pem: bytes | None,
+    name: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> dict[str, Any] | None:
+    """Look a file without a manifest up in the manifest repository; None when nothing we signed
+    matches. The recovered manifest is validated again from its stored bytes (signature, chain,
+    assertion hashes), and its catalog ingredients get partner-safe summaries."""
+    matches = find_by_file(session, index, data, name=name, max_bytes=max_bytes,
+                           max_pixels=max_pixels)
+    if not matches:
+        return None
+    best = matches[0]
+    record = get_manifest_record(session, best.manifest_id)
+    checked = verify_store(record.store, anchors_pem=anchors_pem, media_type=record.media_type)
+    ingredients = []
+    for ingredient in checked.ingredients or tuple(record.ingredients):
+        entry = dict(ingredient)
+        asset = _asset(session, entry.get("asset_id"))
+        if asset is None and entry.get("sha256"):
+            asset = catalog.find_asset_by_sha256(session, str(entry["sha256"]))
+        entry["in_catalog"] = asset is not None
+        entry["asset"] = asset_summary(asset) if asset is not None else None
+        ingredients.append(entry)
+    when = record.signed_at.astimezone(dt.UTC)
+    who = record.signer_common_name or record.signer
+    actions = list(checked.actions) or record.actions
+    kind = _kind_of(actions, record.media_type)
+    how = "the same file" if best.alg == "sha256" else (
+        f"{best.alg} at {best.distance} bits, similarity {best.similarity}/100")
+    message = (f"this is {record.studio}'s {kind} signed on {when:%Y-%m-%d %H:%M} UTC by {who}; "
+               f"its manifest was removed (found in the manifest repository: {how})")
+    return {
+        "message": message,
+        "manifest_id": record.manifest_id,
+        "studio": record.studio,
+        "signed_at": when.isoformat(),
+        "signer": {"common_name": record.signer_common_name, "subject": record.signer,
+                   "serial": record.signer_serial, "certificate_sha256": record.signer_cert_sha256,
+                   "trusted": bool(checked.signer and checked.signer.get("trusted"))},
+        "match": best.as_dict(),
+        "other_matches": [m.as_dict() for m in matches[1:]],
+        "validation": {"state": checked.state, "codes": list(checked.codes),
+                       "message": checked.message, "c2pa_state": checked.library_state},
+        "actions": actions,
+        "ingredients": ingredients,
+        "training_mining": checked.training_mining.as_dict() if checked.training_mining
+        else None,
+        "title": record.title,
+        "model": record.model,
+        "media_type": record.media_type,
+        "signed_sha256": record.signed_sha256,
+    }
+
+
 def verify_with_catalog(
     session: Session,
     source: Path | bytes,
@@ -361,13 +458,25 @@ def verify_with_catalog(
     anchors_pem: bytes | None,
     name: str | None = None,
     matcher: Matcher | None = None,
+    manifest_index: ManifestIndex | None = None,
     allow_network: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> VerifyResult:
-    """verify_media, then the catalog matches of the file and its ingredients."""
+    """verify_media, then the catalog matches of the file and its ingredients (with partner-safe
+    asset summaries). A file with no manifest is looked up in the manifest repository: when we
+    signed it, `recovered` says whose it is and what its manifest said."""
     data, label = read_source(source, name=name, max_bytes=max_bytes)
     result = verify_media(data, anchors_pem=anchors_pem, name=label, allow_network=allow_network,
                           max_bytes=max_bytes, max_pixels=max_pixels)
-    return catalog_matches(session, result, data, name=label, matcher=matcher,
-                           max_bytes=max_bytes, max_pixels=max_pixels)
+    recovered = None
+    if result.state == "no_manifest" and result.remote_url is None:
+        recovered = recover_manifest(session, data, index=manifest_index or ManifestIndex(),
+                                     anchors_pem=anchors_pem, name=label, max_bytes=max_bytes,
+                                     max_pixels=max_pixels)
+    if recovered is not None:
+        result = replace(result, message=f"{result.message}; {recovered['message']}")
+    result = replace(result, extra={**result.extra, "recovered": recovered})
+    result = catalog_matches(session, result, data, name=label, matcher=matcher,
+                             max_bytes=max_bytes, max_pixels=max_pixels)
+    return _with_summaries(session, result)

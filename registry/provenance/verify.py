@@ -27,7 +27,7 @@ from typing import Any
 from registry.errors import CorruptMedia, MediaTooLarge, UnsupportedMedia
 from registry.media import probe
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from registry.provenance.c2pa_adapter import ReadOutcome, read_manifest
+from registry.provenance.c2pa_adapter import MANIFEST_STORE_TYPE, ReadOutcome, read_manifest
 from registry.provenance.training import TrainingMining, base_label, read_training_mining
 
 ASSET_METADATA_KEY = "com.clearhouse.asset"
@@ -198,6 +198,39 @@ def verify_media(
             media_type=media_type, extra={"error_class": outcome.error_class},
         )
     return _from_store(outcome, media_type)
+
+
+# The hard binding ties a manifest to the exact bytes it was signed with.
+HARD_BINDING_CODES = frozenset({"assertion.dataHash.mismatch", "assertion.bmffHash.mismatch",
+                                "assertion.boxesHash.mismatch"})
+
+
+def verify_store(store: bytes, *, anchors_pem: bytes | None, media_type: str) -> VerifyResult:
+    """Validate a manifest store on its own (one recovered from the manifest repository): the
+    claim signature, the assertion hashes and the certificate chain, offline.
+
+    Its hard binding is the hash of the signed file's bytes, which a copy whose manifest was
+    removed no longer has: hard-binding mismatches stay in `codes` but do not make the state
+    invalid. Anything else does (a changed assertion, a bad signature); `untrusted` when the
+    signer does not chain to a configured anchor.
+    """
+    outcome = read_manifest(store, MANIFEST_STORE_TYPE, anchors_pem=anchors_pem)
+    if outcome.kind != "manifest":
+        text = outcome.error or "no manifest in the stored bytes"
+        return VerifyResult("invalid", codes=("general.error",),
+                            message=f"invalid: the stored manifest could not be read ({text})",
+                            media_type=media_type)
+    result = _from_store(outcome, media_type)
+    serious = [c for c in result.codes if c not in HARD_BINDING_CODES and c != UNTRUSTED
+               and not c.startswith(IDENTITY_PREFIX)]
+    trusted = bool(result.signer and result.signer.get("trusted"))
+    state = "invalid" if serious else ("valid" if trusted else "untrusted")
+    reasons = tuple(r for r in result.reasons if r["code"] not in HARD_BINDING_CODES)
+    message = _message(state, reasons, result.signer)
+    if state != "invalid":
+        message += ("; its hard binding is to the signed file's exact bytes, which this copy "
+                    "no longer has")
+    return replace(result, state=state, message=message)
 
 
 def _from_store(outcome: ReadOutcome, media_type: str) -> VerifyResult:
