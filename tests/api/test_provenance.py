@@ -171,3 +171,37 @@ def test_configured_trust_anchors_replace_the_studio_root(
         assert mine["state"] == "untrusted"
         assert "does not chain to a configured trust anchor" in mine["message"]
     app.state.engine.dispose()
+
+
+def test_verify_recovers_a_stripped_copy_for_a_partner_with_catalog_summaries(
+    client: TestClient, keys: dict[str, dict[str, str]]
+) -> None:
+    import io
+
+    from PIL import Image
+
+    ids = _assets(client, keys["legal"])
+    res = _sign(client, keys["partner"], ingredient=[str(ids[1])], model="lumen-2")
+    assert res.status_code == 200  # type: ignore[attr-defined]
+    manifest_id = json.loads(res.headers["X-Clearhouse-Signing"])["manifest_id"]  # type: ignore[attr-defined]
+    image = Image.open(io.BytesIO(res.content)).convert("RGB")  # type: ignore[attr-defined]
+    out = io.BytesIO()
+    w, h = image.size
+    image.crop((w // 10, h // 10, w - w // 10, h - h // 10)).save(out, "PNG")
+    got = _verify(client, keys["partner"], out.getvalue(), "cropped.png")
+    assert got.status_code == 200, got.text  # type: ignore[attr-defined]
+    data = got.json()  # type: ignore[attr-defined]
+    assert data["state"] == "no_manifest"
+    rec = data["recovered"]
+    assert rec["manifest_id"] == manifest_id and rec["studio"] == "Clearhouse Studio"
+    assert "its manifest was removed" in data["message"]
+    assert rec["actions"][0]["softwareAgent"] == "lumen-2"
+    assert rec["ingredients"][0]["asset"] == {"asset_id": ids[1], "title": "chelsea",
+                                              "franchise": "Harbor Lights",
+                                              "rightsholder": "Meridian Pictures"}
+    # the partner sees the catalog summary here, not through the asset API
+    assert client.get(f"/v1/assets/{ids[1]}", headers=keys["partner"]).status_code == 403
+    # a catalog match of the file itself carries the same summary
+    photo = _verify(client, keys["partner"], _photo("coffee.png"), "coffee.png").json()  # type: ignore[attr-defined]
+    assert photo["recovered"] is None
+    assert photo["matches"][0]["asset"]["rightsholder"] == "Meridian Pictures"

@@ -132,3 +132,54 @@ def test_keys_show_and_rotate(env: dict[str, str]) -> None:
     assert after["root"] == shown["root"]
     assert [c["serial"] for c in after["retired"]] == [shown["signing"]["serial"]]
     assert "show" in run("keys", "--help").output  # type: ignore[attr-defined]
+
+
+def test_verify_says_whose_image_a_stripped_copy_is_and_what_its_manifest_said(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    import io
+
+    from PIL import Image
+
+    ids = _import("chelsea.png")
+    out = tmp_path / "signed.jpg"
+    signed = run("sign", str(skimage_photo("rocket.jpg")), "-o", str(out), "--model", "lumen-2",
+                 "--ingredient", str(ids[0]), "--json")
+    assert signed.exit_code == 0, signed.output  # type: ignore[attr-defined]
+    manifest_id = json.loads(signed.output)["manifest_id"]  # type: ignore[attr-defined]
+    stripped = tmp_path / "reposted.webp"
+    image = Image.open(io.BytesIO(out.read_bytes())).convert("RGB")
+    image.resize((image.width // 2, image.height // 2)).save(stripped, "WEBP")
+    verified = run("verify", str(stripped), "--json")
+    assert verified.exit_code == 4, verified.output  # type: ignore[attr-defined]
+    data = json.loads(verified.output)  # type: ignore[attr-defined]
+    assert data["state"] == "no_manifest"
+    rec = data["recovered"]
+    assert rec["manifest_id"] == manifest_id
+    assert rec["validation"]["state"] == "valid"
+    assert rec["ingredients"][0]["asset"]["franchise"] == "Harbor Lights"
+    assert rec["training_mining"]["uses"]["ai_generative_training"]["use"] == "notAllowed"
+    text = run("verify", str(stripped))
+    assert text.exit_code == 4
+    output = " ".join(text.output.split())  # type: ignore[attr-defined]
+    assert "this is Clearhouse Studio's generated image signed on" in output
+    assert "its manifest was removed" in output
+    assert "Harbor Lights, Meridian Pictures" in output
+    never = run("verify", str(skimage_photo("horse.png")), "--json")
+    assert never.exit_code == 4
+    assert json.loads(never.output)["recovered"] is None  # type: ignore[attr-defined]
+
+
+def test_sign_without_ingredients_states_the_reservation_unless_opted_out(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "plain.jpg"
+    signed = run("sign", str(skimage_photo("rocket.jpg")), "-o", str(out), "--json")
+    info = json.loads(signed.output)  # type: ignore[attr-defined]
+    assert {u: p["use"] for u, p in info["training_mining"].items()} == dict.fromkeys(
+        ("ai_training", "ai_generative_training", "ai_inference", "data_mining"), "notAllowed")
+    opted = run("sign", str(skimage_photo("rocket.jpg")), "-o", str(tmp_path / "o.jpg"),
+                "--no-training-mining", "--json")
+    assert json.loads(opted.output)["training_mining"] == {}  # type: ignore[attr-defined]
+    data = json.loads(run("verify", str(tmp_path / "o.jpg"), "--json").output)  # type: ignore[attr-defined]
+    assert data["state"] == "valid" and data["training_mining"] is None
