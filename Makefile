@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest system-deps postgres browser bench clean
+.PHONY: demo test lint typecheck pytest system-deps postgres browser node-deps bench clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -23,6 +23,15 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "!!! /usr/bin/chromium is missing: the console browser tests will be SKIPPED !!!"; fi; }
 
+# An independent C2PA reader (npm @trustnxt/c2pa-ts, pinned in tests/js/package-lock.json) that
+# the provenance tests cross-check our manifests with; Debian's nodejs/npm when missing.
+node-deps:
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "!!! npm is missing: the c2pa-ts cross-checks will be SKIPPED !!!"; fi; }
+	@if command -v npm >/dev/null 2>&1 && [ ! -d tests/js/node_modules/@trustnxt/c2pa-ts ]; then \
+	  npm install --prefix tests/js --ignore-scripts --no-audit --no-fund --silent; fi
+
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV) system-deps
 	$(UV) sync --frozen
 	touch $@
@@ -36,7 +45,7 @@ lint: $(VENV)/.synced
 typecheck: $(VENV)/.synced
 	$(BIN)/mypy
 
-pytest: $(VENV)/.synced postgres browser
+pytest: $(VENV)/.synced postgres browser node-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
