@@ -341,7 +341,8 @@ def make_demo_generated_image(out: Path) -> tuple[Path, list[Path]]:
 def demo_steps(step: Any, out_dir: Path) -> None:
     """The provenance part of `make demo`: sign a generated image with its two catalog
     ingredients (given as files: linked to their assets by sha256), verify it (valid), verify it
-    against a trust bundle without the studio root (untrusted), and a tampered copy (invalid).
+    against a trust bundle without the studio root (untrusted), a tampered copy (invalid), and a
+    re-encoded copy without its manifest (recovered from the manifest repository).
 
     `step(title, *args, check=True)` runs one `clearhouse` command (scripts/demo.py's helper).
     Needs the demo catalog (coffee.png and chelsea.png imported) for the ingredients to link.
@@ -364,3 +365,10 @@ def demo_steps(step: Any, out_dir: Path) -> None:
     tampered.write_bytes(bytes(data))
     step("Verify a copy whose pixels were changed after signing (exit 2: invalid)",
          "verify", str(tampered), check=False)
+    from PIL import Image
+
+    reposted = generated.with_name("generated.reposted.webp")
+    with Image.open(signed) as image:
+        image.convert("RGB").save(reposted, "WEBP", quality=80)  # what a platform does: no C2PA
+    step("Verify a re-encoded copy whose manifest was stripped (exit 4, recovered from the "
+         "manifest repository)", "verify", str(reposted), check=False)
