@@ -1,4 +1,4 @@
-"""`clearhouse match ...` and `clearhouse fingerprint rebuild|status`."""
+"""`clearhouse match ...` and `clearhouse fingerprint rebuild|reindex|status`."""
 
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ from registry.catalog import expand_paths
 from registry.fingerprint import (
     Matcher,
     MatchResult,
+    build_index,
+    index_status,
     match_paths,
     rebuild_fingerprints,
     weak_assets,
 )
-from registry.fingerprint.index import database_stamp, ensure_index, load_index
 
 fingerprint_app = typer.Typer(help="Fingerprints of the catalog and their index.",
                               no_args_is_help=True)
@@ -125,7 +126,8 @@ def rebuild(
         summary = rebuild_fingerprints(session, store=reg.store, on_progress=on_progress,
                                        only_missing=missing, workers=workers)
     with reg.session() as session:
-        generation = ensure_index(session, reg.settings.home / "index")
+        # Every asset's rows were replaced: rebuild the stages rather than append.
+        generation = build_index(session, reg.settings.home / "index")
     data = {**summary.as_dict(), "index": generation,
             "seconds": round(time.monotonic() - started, 2)}
     if as_json:
@@ -143,28 +145,40 @@ def rebuild(
 @fingerprint_app.command("status")
 @handle_errors
 def status(as_json: JsonOpt = False) -> None:
-    """Show the index: generation, counts, and whether it is current with the database."""
+    """Show the index: per stage, its segments and rows indexed against rows in the database."""
     reg = open_registry()
-    index_dir = reg.settings.home / "index"
     with reg.session() as session:
-        stamp = database_stamp(session)
-        weak = weak_assets(session)
-    try:
-        loaded = load_index(index_dir)
-        data = {"index_dir": str(index_dir), "generation": loaded.generation,
-                "fresh": loaded.manifest.get("stamp") == stamp,
-                "counts": loaded.manifest.get("counts"), "database": stamp, "weak": weak}
-    except FileNotFoundError:
-        data = {"index_dir": str(index_dir), "generation": None, "fresh": False,
-                "counts": None, "database": stamp, "weak": weak}
+        data = index_status(session, reg.settings.home / "index")
+        data["weak"] = weak_assets(session)
     if as_json:
         emit_json(data)
         return
-    state = "current" if data["fresh"] else "stale (rebuilt on the next match)"
-    console.print(f"index {data['generation'] or '(none)'} under {index_dir}: {state}")
-    console.print(f"indexed: {data['counts']}")
-    if weak:
-        console.print(f"weakly protectable assets (flat, few features): {weak}")
+    state = "current" if data["fresh"] else "behind the database (synced on the next match)"
+    console.print(f"index generation {data['generation'] or '(none)'} under "
+                  f"{data['index_dir']}: {state}")
+    for name, stage in data["stages"].items():
+        console.print(f"  {name}: {stage['indexed']} of {stage['database']} rows indexed in "
+                      f"{stage['segments']} segment(s)")
+    if data["weak"]:
+        console.print(f"weakly protectable assets (flat, few features): {data['weak']}")
+
+
+@fingerprint_app.command("reindex")
+@handle_errors
+def reindex(as_json: JsonOpt = False) -> None:
+    """Rebuild every stage's index from the database (maintenance: after the catalog grew many
+    times over, the approximate indexes are re-sized for it). Imports never need this."""
+    reg = open_registry()
+    started = time.monotonic()
+    with reg.session() as session:
+        generation = build_index(session, reg.settings.home / "index")
+        data = index_status(session, reg.settings.home / "index")
+    data["seconds"] = round(time.monotonic() - started, 2)
+    data["generation"] = generation
+    if as_json:
+        emit_json(data)
+        return
+    console.print(f"rebuilt index generation {generation} in {data['seconds']} s")
 
 
 def register(app: typer.Typer) -> None:

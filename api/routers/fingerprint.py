@@ -14,25 +14,26 @@ from api.schemas.fingerprint import MatchResponse
 from registry.access import ApiKey, Role
 from registry.errors import InvalidInput
 from registry.fingerprint import Matcher, MatchResult
-from registry.fingerprint.index import ensure_index
 
 router = APIRouter(prefix="/v1", tags=["fingerprint"])
 
 Caller = Annotated[ApiKey, Depends(requires(Role.legal, Role.ml, Role.partner))]
 MAX_BATCH_FILES = 16
 
-# One loaded Matcher per index folder, replaced when the index generation changes.
+# One loaded Matcher per index folder; it picks up appended segments (new assets) at most every
+# REFRESH_SECONDS, reading only the new segments.
 _MATCHERS: dict[Path, Matcher] = {}
 _LOCK = threading.Lock()
 
 
 def _matcher(session: Session, index_dir: Path, max_distance: int) -> Matcher:
     with _LOCK:
-        generation = ensure_index(session, index_dir)
         held = _MATCHERS.get(index_dir)
-        if held is None or held.generation != generation or held.max_distance != max_distance:
-            held = Matcher.open(index_dir, generation=generation, max_distance=max_distance)
+        if held is None or held.max_distance != max_distance:
+            held = Matcher.load(session, index_dir=index_dir, max_distance=max_distance)
             _MATCHERS[index_dir] = held
+        else:
+            held.refresh(session)
         return held
 
 

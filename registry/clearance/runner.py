@@ -42,6 +42,7 @@ from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Ve
 from registry.clearance.optout import most_restrictive, read_opt_out_signals
 from registry.db import make_engine, session_scope, utcnow
 from registry.errors import Conflict, InvalidInput, NotFound, RegistryError
+from registry.fingerprint import find_in_catalog
 
 log = logging.getLogger("clearhouse.clearance")
 THUMBNAIL_PX = 160
@@ -155,8 +156,8 @@ def process_batch(batch: Sequence[tuple[int, DatasetItem]]) -> list[ItemOutcome]
     exact: dict[str, tuple[int, str]] = {}
     if hashes:
         with Session(engine) as session:
-            rows = session.execute(select(Asset.id, Asset.sha256).where(Asset.sha256.in_(hashes)))
-            exact = {sha: (asset_id, sha) for asset_id, sha in rows}
+            exact = {sha: (hit.asset_id, hit.sha256)
+                     for sha, hit in find_in_catalog(session, hashes).items()}
     outcomes = []
     for seq, item, got in read:
         base = ItemOutcome(seq=seq, key=item.key, path=item.path, item_id=item.item_id,

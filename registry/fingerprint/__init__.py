@@ -1,12 +1,19 @@
 """Fingerprints: compute, store, index and match content signatures.
 
-Signals (PDQ, pHash) hash many regions of each catalog asset; SIFT keypoints verify the hard
-cases. `Matcher` answers "which of our assets are in this picture or video?".
+Matching is a pipeline of stages, each owning its index (`stages/`): exact sha256, one hash
+stage per signal type (PDQ, pHash), local features (ORB candidates, SIFT verification).
+`Matcher` runs them and answers "which of our assets are in this picture or video?".
 """
 
 from registry.fingerprint.base import Comparison, Hash, SignalType, hamming
-from registry.fingerprint.index import build_index, ensure_index, is_fresh
-from registry.fingerprint.matcher import Match, Matcher, MatchResult
+from registry.fingerprint.index import (
+    build_index,
+    ensure_index,
+    index_status,
+    is_fresh,
+    sync_index,
+)
+from registry.fingerprint.matcher import Matcher, MatchResult
 from registry.fingerprint.service import (
     RebuildSummary,
     fingerprint_new_asset,
@@ -15,8 +22,10 @@ from registry.fingerprint.service import (
     weak_assets,
 )
 from registry.fingerprint.signals import get_signal_type, installed_signal_types
+from registry.fingerprint.stages import CatalogHit, Match, find_in_catalog
 
 __all__ = [
+    "CatalogHit",
     "Comparison",
     "Hash",
     "Match",
@@ -26,12 +35,15 @@ __all__ = [
     "SignalType",
     "build_index",
     "ensure_index",
+    "find_in_catalog",
     "fingerprint_new_asset",
     "get_signal_type",
     "hamming",
+    "index_status",
     "installed_signal_types",
     "is_fresh",
     "match_paths",
     "rebuild_fingerprints",
+    "sync_index",
     "weak_assets",
 ]

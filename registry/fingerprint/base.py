@@ -61,6 +61,14 @@ class SignalType(abc.ABC):
     quality_threshold: ClassVar[int] = 0
     # Pixel size the signal works at: JPEGs may be decoded in draft mode down to about this.
     work_size: ClassVar[int] = 256
+    # Catalog side: also hash the 3x3 windows at 80% and 60% (crops), not only the whole image.
+    hash_windows: ClassVar[bool] = False
+    # Query side: probe with the 8 dihedral variants (True) or the picture as it is (False; the
+    # catalog's dihedral hashes of the whole image still catch flips and quarter turns).
+    query_dihedral: ClassVar[bool] = False
+    # A query picture this signal finds too flat (quality below its gate) is not probed by any
+    # signal: a flat picture says nothing, whatever the hash.
+    gates_query: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod

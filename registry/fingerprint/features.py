@@ -1,10 +1,11 @@
 """What is computed for a catalog asset: hashes of many regions, and keypoints.
 
-Per image asset (34 hashes + one keypoint set):
-- PDQ of the 8 dihedral variants of the whole image (flips, 90-degree rotations);
-- PDQ of 3x3 windows at 80% and at 60% of each side (crops);
-- pHash of the 8 dihedral variants;
-- up to 600 SIFT keypoints (stage 2).
+Per image asset (34 hashes with the two installed signals + one local-feature set):
+- every installed signal type hashes the 8 dihedral variants of the whole image (flips,
+  90-degree rotations); those with `hash_windows` (PDQ) also hash 3x3 windows at 80% and at 60%
+  of each side (crops);
+- up to 600 SIFT keypoints (verification) and 400 ORB keypoints of the picture and of its mirror
+  (candidates), stored together (stage 2).
 A video asset is sampled into frames (1 per second plus scene changes); each frame gets the PDQ
 and pHash dihedral hashes with its time code, and up to `MAX_KEYFRAMES` frames get keypoints.
 
@@ -18,13 +19,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image
 
 from registry.fingerprint import keypoints
 from registry.fingerprint.base import DIHEDRAL_NAMES, Hash
-from registry.fingerprint.pdq import Pdq
-from registry.fingerprint.phash import PHash
 from registry.fingerprint.regions import Box, crop, windows
+from registry.fingerprint.signals import installed_signal_types
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
 from registry.media.video import sample_frames
 
@@ -56,7 +57,7 @@ class HashRecord:
 @dataclass(frozen=True)
 class KeypointRecord:
     version: int
-    keys: keypoints.KeypointSet
+    keys: keypoints.LocalFeatures
     time_s: float | None = None
 
 
@@ -68,10 +69,11 @@ class AssetFeatures:
     @property
     def weak(self) -> bool:
         """True when nothing robust could be extracted (flat or near-contentless picture)."""
-        usable_pdq = any(h.signal == Pdq.name and h.quality >= Pdq.quality_threshold
-                         for h in self.hashes)
-        most_keys = max((len(k.keys) for k in self.keypoint_sets), default=0)
-        return not usable_pdq and most_keys < WEAK_KEYPOINTS
+        gates = {s.name: s for s in installed_signal_types() if s.gates_query}
+        usable = any(h.signal in gates and h.quality >= gates[h.signal].quality_threshold
+                     for h in self.hashes)
+        most_keys = max((len(k.keys.sift) for k in self.keypoint_sets), default=0)
+        return not usable and most_keys < WEAK_KEYPOINTS
 
 
 def work_image(image: Image.Image, side: int = WORK_SIDE_PX) -> Image.Image:
@@ -93,12 +95,23 @@ def draft_request(size: tuple[int, int], longest: int) -> tuple[int, int]:
 def _dihedral(image: Image.Image, time_s: float | None) -> list[HashRecord]:
     box = (0, 0, image.width, image.height)
     out = []
-    for signal, hashes in ((Pdq, Pdq.compute_dihedral(image)),
-                           (PHash, PHash.compute_dihedral(image))):
+    for signal in installed_signal_types():
         out += [HashRecord(signal.name, signal.version, f"full/{name}", h.bits, h.quality,
                            box, time_s)
-                for name, h in zip(DIHEDRAL_NAMES, hashes, strict=True)]
+                for name, h in zip(DIHEDRAL_NAMES, signal.compute_dihedral(image), strict=True)]
     return out
+
+
+def _scaled_local(image: Image.Image, width: int, height: int) -> keypoints.LocalFeatures:
+    """Stage 2's features of `image`, coordinates scaled to a `width` x `height` original."""
+    found = keypoints.local_features(image)
+    factor = np.array([width / image.width, height / image.height], np.float32)
+
+    def scaled(keys: keypoints.KeypointSet) -> keypoints.KeypointSet:
+        return keypoints.KeypointSet(width, height, keys.xy * factor, keys.descriptors)
+
+    return keypoints.LocalFeatures(scaled(found.sift), scaled(found.orb),
+                                   scaled(found.orb_mirror))
 
 
 def image_features(image: Image.Image, *, scale_to: tuple[int, int] | None = None
@@ -112,14 +125,16 @@ def image_features(image: Image.Image, *, scale_to: tuple[int, int] | None = Non
     records = [HashRecord(r.signal, r.version, r.region, r.bits, r.quality,
                           (0, 0, width, height)) for r in records]
     sx, sy = width / small.width, height / small.height
-    for label, box in windows(small.width, small.height):
-        h: Hash = Pdq.compute(crop(small, box))
+    windowed = [s for s in installed_signal_types() if s.hash_windows]
+    for label, box in windows(small.width, small.height) if windowed else []:
+        part = crop(small, box)
         x, y, w, hh = box
-        records.append(HashRecord(Pdq.name, Pdq.version, label, h.bits, h.quality,
-                                  (round(x * sx), round(y * sy), round(w * sx), round(hh * sy))))
-    keys = keypoints.extract(img)
-    keys = keypoints.KeypointSet(width, height, keys.xy * [width / img.width, height / img.height],
-                                 keys.descriptors)
+        scaled = (round(x * sx), round(y * sy), round(w * sx), round(hh * sy))
+        for signal in windowed:
+            h: Hash = signal.compute(part)
+            records.append(HashRecord(signal.name, signal.version, label, h.bits, h.quality,
+                                      scaled))
+    keys = _scaled_local(img, width, height)
     return AssetFeatures(records, [KeypointRecord(keypoints.KEYPOINT_VERSION, keys)])
 
 
@@ -141,15 +156,12 @@ def video_features(data: bytes, *, name: str) -> AssetFeatures:
     chosen = _pick_keyframes([f.time_s for f in frames], MAX_KEYFRAMES)
     for i, frame in enumerate(frames):
         img = work_image(frame.image)
-        sx = frame.image.width / img.width
         for r in _dihedral(work_image(img, HASH_SIDE_PX), frame.time_s):
             records.append(HashRecord(r.signal, r.version, r.region, r.bits, r.quality,
                                       (0, 0, frame.image.width, frame.image.height),
                                       frame.time_s))
         if i in chosen:
-            keys = keypoints.extract(img)
-            keys = keypoints.KeypointSet(frame.image.width, frame.image.height, keys.xy * sx,
-                                         keys.descriptors)
+            keys = _scaled_local(img, frame.image.width, frame.image.height)
             keysets.append(KeypointRecord(keypoints.KEYPOINT_VERSION, keys, frame.time_s))
     return AssetFeatures(records, keysets)
 

@@ -1,255 +1,209 @@
-"""The on-disk index: faiss binary indexes of the stored hashes, and the keypoint arrays.
+"""The on-disk index: each stage's segments, and the manifest that lists them.
 
 Layout under `index_dir` (CLEARHOUSE_HOME/index):
-    CURRENT                 name of the live generation (replaced atomically)
-    gen-<stamp>/manifest.json   what the generation was built from (the database stamp)
-    gen-<stamp>/<signal>.faiss  faiss IndexBinaryFlat of usable hashes (quality >= gate)
-    gen-<stamp>/<signal>.npz    per hash: asset id, region code, time code, box
-    gen-<stamp>/keys.npz        keypoint sets: owner asset, time, offsets, xy, descriptors
-    gen-<stamp>/assets.npz      asset id -> sha256
-A generation is written completely before CURRENT points at it, so readers in other processes
-never see half an index. It is stale when the database's stamp (row counts and highest ids of
-the current signal versions) differs from the manifest's; `ensure_index` then builds a new one.
+    manifest.json           format, serial, and per stage: its version and segments, each with
+                            the id range of the rows it holds (replaced atomically)
+    seg/<stage>-<n>/        one segment of one stage (written completely before the manifest
+                            names it, never changed afterwards)
+    .lock                   serialises writers across processes
+
+`sync_index` brings the index up to the database: for each stage it appends one segment with the
+rows added since its last segment (an import costs the next sync a small segment, not a rebuild),
+merges the small segments when there are more than `MAX_DELTA_SEGMENTS`, and rebuilds a stage from
+scratch only when its version changed or rows it indexed disappeared (assets deleted, fingerprints
+recomputed). `clearhouse fingerprint reindex` rebuilds every stage on purpose (maintenance: the
+IVF lists are sized for the catalog at build time). Readers in other processes never see half a
+segment: they read the manifest, and segments named by the current or the previous manifest are
+kept on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
-import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry.catalog.models import Asset
-from registry.fingerprint.base import SignalType
-from registry.fingerprint.keypoints import KEYPOINT_VERSION
-from registry.fingerprint.keypoints import KeypointSet as Keys
-from registry.fingerprint.models import Fingerprint, KeypointSet
 from registry.fingerprint.signals import installed_signal_types
+from registry.fingerprint.stages.base import Stage
+from registry.fingerprint.stages.exact import ExactStage
+from registry.fingerprint.stages.hashes import HashStage
+from registry.fingerprint.stages.local import LocalStage
 
-FORMAT_VERSION = 1
-_BATCH_ROWS = 50_000
-
-
-def database_stamp(session: Session) -> dict[str, Any]:
-    """What the index must agree with: counts and highest ids of current rows."""
-    stamp: dict[str, Any] = {"format": FORMAT_VERSION}
-    for signal in installed_signal_types():
-        count, top = session.execute(
-            select(func.count(Fingerprint.id), func.max(Fingerprint.id)).where(
-                Fingerprint.signal == signal.name, Fingerprint.version == signal.version
-            )
-        ).one()
-        stamp[f"{signal.name}.v{signal.version}"] = [int(count), int(top or 0)]
-    count, top = session.execute(
-        select(func.count(KeypointSet.id), func.max(KeypointSet.id)).where(
-            KeypointSet.version == KEYPOINT_VERSION
-        )
-    ).one()
-    stamp[f"keypoints.v{KEYPOINT_VERSION}"] = [int(count), int(top or 0)]
-    count, top = session.execute(select(func.count(Asset.id), func.max(Asset.id))).one()
-    stamp["assets"] = [int(count), int(top or 0)]
-    return stamp
+FORMAT_VERSION = 2
+MAX_DELTA_SEGMENTS = 8
+MANIFEST = "manifest.json"
 
 
-@dataclass
-class HashTable:
-    """One signal's searchable hashes."""
-
-    signal: type[SignalType]
-    index: Any  # faiss.IndexBinaryFlat
-    asset_ids: np.ndarray  # int64
-    regions: np.ndarray  # int16 code into `region_names`
-    region_names: list[str]
-    times: np.ndarray  # float32, nan for stills
-    boxes: np.ndarray  # (n, 4) int32, x y w h in the asset
-
-
-@dataclass
-class KeyTable:
-    """All keypoint sets: one RootSIFT matrix and the slices that belong to each set."""
-
-    asset_ids: np.ndarray  # per set
-    times: np.ndarray  # per set, nan for stills
-    starts: np.ndarray  # per set, offset into xy/descriptors
-    counts: np.ndarray
-    sizes: np.ndarray  # per set (width, height)
-    xy: np.ndarray  # (n, 2) float32
-    descriptors: np.ndarray  # (n, 128) uint8
-    owner: np.ndarray  # per descriptor: set number (int32)
-
-    def keys(self, set_no: int) -> Keys:
-        a, n = int(self.starts[set_no]), int(self.counts[set_no])
-        w, h = (int(v) for v in self.sizes[set_no])
-        return Keys(w, h, self.xy[a:a + n], self.descriptors[a:a + n])
+def default_stages(*, max_distance: int | None = None) -> list[Stage]:
+    """Stage 0 (exact sha256), stage 1 (one hash stage per installed signal type, in
+    registration order; `max_distance` overrides PDQ-like signals' threshold), stage 2 (local
+    features)."""
+    gates = [s for s in installed_signal_types() if s.gates_query]
+    hashes: list[Stage] = [
+        HashStage(s, threshold=max_distance if (max_distance is not None and s.gates_query)
+                  else None, gates=gates)
+        for s in installed_signal_types()]
+    return [ExactStage(), *hashes, LocalStage()]
 
 
-@dataclass
-class LoadedIndex:
-    generation: str
-    manifest: dict[str, Any]
-    hashes: dict[str, HashTable]
-    keys: KeyTable
-    sha256: dict[int, str]
+@dataclass(frozen=True)
+class SegmentInfo:
+    dir: str
+    after: int
+    upto: int
+    rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dir": self.dir, "after": self.after, "upto": self.upto, "rows": self.rows}
 
 
-def _current(index_dir: Path) -> str | None:
+def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     try:
-        name = (index_dir / "CURRENT").read_text().strip()
-    except OSError:
+        data = json.loads((index_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
         return None
-    return name if name and (index_dir / name / "manifest.json").is_file() else None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+        return None
+    return data
 
 
-def is_fresh(session: Session, index_dir: Path) -> bool:
-    gen = _current(index_dir)
-    if gen is None:
-        return False
-    manifest = json.loads((index_dir / gen / "manifest.json").read_text())
-    return bool(manifest.get("stamp") == database_stamp(session))
+def segments_of(manifest: dict[str, Any], stage: str) -> list[SegmentInfo]:
+    entry = manifest.get("stages", {}).get(stage) or {}
+    return [SegmentInfo(**s) for s in entry.get("segments", [])]
 
 
-def _build_hashes(session: Session, signal: type[SignalType], folder: Path) -> int:
-    rows = session.execute(
-        select(Fingerprint.asset_id, Fingerprint.region, Fingerprint.hash, Fingerprint.time_s,
-               Fingerprint.x, Fingerprint.y, Fingerprint.w, Fingerprint.h)
-        .where(Fingerprint.signal == signal.name, Fingerprint.version == signal.version,
-               Fingerprint.quality >= signal.quality_threshold)
-        .order_by(Fingerprint.id)
-        .execution_options(yield_per=_BATCH_ROWS)
-    )
-    index = faiss.IndexBinaryFlat(signal.bits)
-    names: dict[str, int] = {}
-    ids: list[int] = []
-    regions: list[int] = []
-    times: list[float] = []
-    boxes: list[tuple[int, int, int, int]] = []
-    width = signal.byte_length()
-    for part in rows.partitions(_BATCH_ROWS):
-        codes = np.frombuffer(b"".join(bytes(r.hash) for r in part), np.uint8)
-        index.add(codes.reshape(-1, width))
-        for r in part:
-            ids.append(r.asset_id)
-            regions.append(names.setdefault(r.region, len(names)))
-            times.append(np.nan if r.time_s is None else r.time_s)
-            boxes.append((r.x or 0, r.y or 0, r.w or 0, r.h or 0))
-    faiss.write_index_binary(index, str(folder / f"{signal.name}.faiss"))
-    np.savez(folder / f"{signal.name}.npz", asset_ids=np.array(ids, np.int64),
-             regions=np.array(regions, np.int16), times=np.array(times, np.float32),
-             boxes=np.array(boxes, np.int32).reshape(-1, 4),
-             region_names=np.array(list(names), dtype=str))
-    return len(ids)
-
-
-def _build_keys(session: Session, folder: Path) -> int:
-    rows = session.execute(
-        select(KeypointSet.asset_id, KeypointSet.time_s, KeypointSet.data)
-        .where(KeypointSet.version == KEYPOINT_VERSION)
-        .order_by(KeypointSet.id)
-        .execution_options(yield_per=1000)
-    )
-    asset_ids, times, starts, counts, sizes = [], [], [], [], []
-    xys, descs = [], []
-    total = 0
-    for r in rows:
-        keys = Keys.from_bytes(bytes(r.data))
-        asset_ids.append(r.asset_id)
-        times.append(np.nan if r.time_s is None else r.time_s)
-        starts.append(total)
-        counts.append(len(keys))
-        sizes.append((keys.width, keys.height))
-        xys.append(keys.xy)
-        descs.append(keys.descriptors)
-        total += len(keys)
-    np.savez(
-        folder / "keys.npz",
-        asset_ids=np.array(asset_ids, np.int64), times=np.array(times, np.float32),
-        starts=np.array(starts, np.int64), counts=np.array(counts, np.int64),
-        sizes=np.array(sizes, np.int32).reshape(-1, 2),
-        xy=np.concatenate(xys) if xys else np.zeros((0, 2), np.float32),
-        descriptors=np.concatenate(descs) if descs else np.zeros((0, 128), np.uint8),
-    )
-    return total
-
-
-def build_index(session: Session, index_dir: Path) -> str:
-    """Write a new generation from the database and make it current; returns its name."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    stamp = database_stamp(session)
-    folder = Path(tempfile.mkdtemp(prefix="gen-", dir=index_dir))
-    try:
-        counts = {s.name: _build_hashes(session, s, folder) for s in installed_signal_types()}
-        counts["keypoints"] = _build_keys(session, folder)
-        pairs = session.execute(select(Asset.id, Asset.sha256).order_by(Asset.id)).all()
-        np.savez(folder / "assets.npz", ids=np.array([p[0] for p in pairs], np.int64),
-                 sha256=np.array([p[1] for p in pairs], dtype="U64"))
-        manifest = {"stamp": stamp, "counts": counts,
-                    "signals": {s.name: s.version for s in installed_signal_types()}}
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        os.chmod(folder, 0o755)
-        pointer = index_dir / f".CURRENT.{os.getpid()}"
-        pointer.write_text(folder.name)
-        previous = _current(index_dir)
-        os.replace(pointer, index_dir / "CURRENT")
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    # Keep the previous generation (a reader may still be loading it); drop older ones.
-    for old in index_dir.glob("gen-*"):
-        if old.name not in (folder.name, previous):
-            shutil.rmtree(old, ignore_errors=True)
-    return folder.name
-
-
-def ensure_index(session: Session, index_dir: Path) -> str:
-    """The current generation, rebuilt first when it is missing or stale.
-
-    Builds are serialised across processes with a lock file; a process that waited for the
-    lock finds the index another one just built and uses it.
-    """
-    gen = _current(index_dir)
-    if gen is not None and is_fresh(session, index_dir):
-        return gen
+@contextlib.contextmanager
+def _locked(index_dir: Path) -> Iterator[None]:
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            gen = _current(index_dir)
-            if gen is not None and is_fresh(session, index_dir):
-                return gen
-            return build_index(session, index_dir)
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def load_index(index_dir: Path, generation: str | None = None) -> LoadedIndex:
-    """Read a generation (the current one by default) without touching the database."""
-    gen = generation or _current(index_dir)
-    if gen is None:
-        raise FileNotFoundError(f"no fingerprint index under {index_dir}")
-    folder = index_dir / gen
-    manifest = json.loads((folder / "manifest.json").read_text())
-    hashes = {}
-    for signal in installed_signal_types():
-        with np.load(folder / f"{signal.name}.npz") as z:
-            hashes[signal.name] = HashTable(
-                signal, faiss.read_index_binary(str(folder / f"{signal.name}.faiss")),
-                z["asset_ids"], z["regions"], [str(n) for n in z["region_names"]],
-                z["times"], z["boxes"],
-            )
-    with np.load(folder / "keys.npz") as z:
-        counts = z["counts"]
-        keys = KeyTable(z["asset_ids"], z["times"], z["starts"], counts, z["sizes"], z["xy"],
-                        z["descriptors"],
-                        np.repeat(np.arange(len(counts), dtype=np.int32), counts))
-    with np.load(folder / "assets.npz") as z:
-        sha = {int(i): str(s) for i, s in zip(z["ids"], z["sha256"], strict=True)}
-    return LoadedIndex(gen, manifest, hashes, keys, sha)
+def _write_segment(session: Session, stage: Stage, index_dir: Path, *, after: int,
+                   upto: int) -> SegmentInfo:
+    root = index_dir / "seg"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{stage.name}-", dir=root))
+    try:
+        rows = stage.build_segment(session, folder, after=after, upto=upto)
+        os.chmod(folder, 0o755)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return SegmentInfo(f"seg/{folder.name}", after, upto, rows)
+
+
+def _plan(session: Session, stage: Stage, index_dir: Path, held: list[SegmentInfo],
+          version: str | None, rebuild: bool) -> list[SegmentInfo] | None:
+    """The stage's new segment list, or None when it is already current."""
+    _count, top = stage.rows(session)
+    if rebuild or version != stage.version() or not held:
+        return [_write_segment(session, stage, index_dir, after=0, upto=top)]
+    upto = held[-1].upto
+    indexed = sum(s.rows for s in held)
+    if stage.rows(session, upto=upto)[0] != indexed:
+        # Rows it indexed are gone or were replaced: rebuild this stage.
+        return [_write_segment(session, stage, index_dir, after=0, upto=top)]
+    if top <= upto:
+        return None
+    segments = [*held, _write_segment(session, stage, index_dir, after=upto, upto=top)]
+    if len(segments) > 1 + MAX_DELTA_SEGMENTS:
+        base = segments[0]
+        merged = _write_segment(session, stage, index_dir, after=base.upto, upto=top)
+        segments = [base, merged]
+    return segments
+
+
+def sync_index(session: Session, index_dir: Path, *, stages: Sequence[Stage] | None = None,
+               rebuild: bool = False) -> dict[str, Any]:
+    """Bring the index up to the database (append, merge or rebuild per stage, as above) and
+    return the current manifest. Safe to call from many processes at once."""
+    stages = list(stages) if stages is not None else default_stages()
+    # Stage 0 goes last, so every asset another stage names is in its asset table.
+    ordered = [s for s in stages if s.name != ExactStage.name] + \
+        [s for s in stages if s.name == ExactStage.name]
+    with _locked(index_dir):
+        previous = read_manifest(index_dir)
+        manifest: dict[str, Any] = previous or {"format": FORMAT_VERSION, "serial": 0,
+                                                 "stages": {}}
+        changed = False
+        for stage in ordered:
+            entry = manifest["stages"].get(stage.name) or {}
+            planned = _plan(session, stage, index_dir, segments_of(manifest, stage.name),
+                            entry.get("version"), rebuild)
+            if planned is not None:
+                manifest["stages"][stage.name] = {
+                    "version": stage.version(), "segments": [s.as_dict() for s in planned]}
+                changed = True
+        if changed or previous is None:
+            manifest["serial"] = int(manifest.get("serial", 0)) + 1
+            pointer = index_dir / f".{MANIFEST}.{os.getpid()}"
+            pointer.write_text(json.dumps(manifest, indent=1))
+            old = json.loads((index_dir / MANIFEST).read_text()) if previous else None
+            os.replace(pointer, index_dir / MANIFEST)
+            _collect(index_dir, [manifest, old])
+        return manifest
+
+
+def _collect(index_dir: Path, keep: list[dict[str, Any] | None]) -> None:
+    """Delete segment folders no manifest in `keep` names (a reader may still hold the previous
+    manifest's)."""
+    named = {s["dir"] for m in keep if m for entry in m.get("stages", {}).values()
+             for s in entry.get("segments", [])}
+    for folder in (index_dir / "seg").glob("*"):
+        if f"seg/{folder.name}" not in named:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def is_fresh(session: Session, index_dir: Path) -> bool:
+    """True when the index holds every row of the database (nothing to append or rebuild)."""
+    manifest = read_manifest(index_dir)
+    if manifest is None:
+        return False
+    for stage in default_stages():
+        entry = manifest["stages"].get(stage.name)
+        held = segments_of(manifest, stage.name)
+        if entry is None or entry.get("version") != stage.version() or not held:
+            return False
+        count, top = stage.rows(session)
+        if top != held[-1].upto or count != sum(s.rows for s in held):
+            return False
+    return True
+
+
+def ensure_index(session: Session, index_dir: Path) -> str:
+    """Sync the index with the database; returns its generation (the manifest's serial)."""
+    return str(sync_index(session, index_dir)["serial"])
+
+
+def build_index(session: Session, index_dir: Path) -> str:
+    """Rebuild every stage from scratch (maintenance); returns the new generation."""
+    return str(sync_index(session, index_dir, rebuild=True)["serial"])
+
+
+def index_status(session: Session, index_dir: Path) -> dict[str, Any]:
+    """Per stage: segments, rows indexed, and rows in the database."""
+    manifest = read_manifest(index_dir)
+    out: dict[str, Any] = {"index_dir": str(index_dir),
+                           "generation": str(manifest["serial"]) if manifest else None,
+                           "fresh": is_fresh(session, index_dir), "stages": {}}
+    for stage in default_stages():
+        held = segments_of(manifest, stage.name) if manifest else []
+        count, _top = stage.rows(session)
+        out["stages"][stage.name] = {"segments": len(held),
+                                     "indexed": sum(s.rows for s in held),
+                                     "database": count}
+    return out

@@ -1,11 +1,15 @@
-"""Stage 2: SIFT keypoints and RANSAC geometric verification.
+"""Local features for stage 2: ORB finds candidates cheaply, SIFT verifies them.
 
 Perceptual hashes miss small rotations, heavy overlays, off-centre crops and pictures embedded in
-a screenshot. Local features survive them. Following FIELD-NOTES: RootSIFT (SIFT descriptors,
-L1-normalised, square-rooted) at a low contrast threshold, candidate assets chosen by descriptor
-votes in a faiss index, then a RANSAC homography per candidate; a match needs at least
-`MIN_INLIERS` inliers spread over the asset (SIFT's worst wrong pair measured 9, ORB's 16, which
-is why SIFT and not ORB).
+a screenshot. Local features survive them, but SIFT costs 50-160 ms per query picture, and most
+dataset items match nothing. So each catalog picture keeps two kinds:
+- ORB (binary, 256 bits, about 5 ms per picture) of the picture and of its mirror image: the
+  query's ORB descriptors vote in an approximate binary index for candidate assets, and a cheap
+  ORB RANSAC on the few candidates decides which ones deserve SIFT (`stages/local.py`);
+- RootSIFT (SIFT descriptors, L1-normalised, square-rooted) at a low contrast threshold, kept on
+  disk and read only for candidates: a RANSAC homography with at least `MIN_INLIERS` inliers spread
+  over the asset is the match (SIFT's worst wrong pair measured 9; ORB's 16, which is why ORB
+  alone never decides a match below `ORB_ACCEPT_INLIERS`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from PIL import Image
 
 from registry.fingerprint.regions import Box
 
-KEYPOINT_VERSION = 1
+KEYPOINT_VERSION = 2  # 2: ORB (and mirrored ORB) stored beside SIFT
 CATALOG_SIDE_PX = 512  # catalog images are scaled (up or down) to this longest side
 QUERY_SIDE_PX = 768  # queries keep more pixels: the asset may fill only part of them
 QUERY_MIN_SIDE_PX = 512
@@ -31,6 +35,12 @@ MIN_INLIERS = 12
 RANSAC_REPROJ_PX = 6.0
 # Inliers must cover some of the asset (repeated texture piles its inliers into one spot).
 MIN_INLIER_SPREAD = 0.04  # fraction of the asset's area covered by the inliers' bounding box
+# ORB: catalog pictures at 512 px, queries at 640 px (the asset may fill part of them).
+ORB_CATALOG_SIDE_PX = 512
+ORB_QUERY_SIDE_PX = 640
+ORB_CATALOG_FEATURES = 400
+ORB_QUERY_FEATURES = 800
+ORB_RATIO = 0.8
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,34 @@ class KeypointSet:
         with np.load(io.BytesIO(data)) as z:
             size = z["size"]
             return cls(int(size[0]), int(size[1]), z["xy"], z["d"])
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    """What stage 2 keeps of one catalog picture (or video frame), in its own pixels:
+    SIFT for verification, ORB of the picture and of its mirror image for candidates."""
+
+    sift: KeypointSet
+    orb: KeypointSet
+    orb_mirror: KeypointSet
+
+    def to_bytes(self) -> bytes:
+        out = io.BytesIO()
+        arrays: dict[str, np.ndarray] = {}
+        for name, keys in (("s", self.sift), ("o", self.orb), ("m", self.orb_mirror)):
+            arrays[f"{name}_size"] = np.array([keys.width, keys.height], np.int32)
+            arrays[f"{name}_xy"] = keys.xy.astype(np.float32)
+            arrays[f"{name}_d"] = keys.descriptors.astype(np.uint8)
+        np.savez_compressed(out, allow_pickle=False, **arrays)
+        return out.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LocalFeatures:
+        with np.load(io.BytesIO(data)) as z:
+            def part(name: str) -> KeypointSet:
+                size = z[f"{name}_size"]
+                return KeypointSet(int(size[0]), int(size[1]), z[f"{name}_xy"], z[f"{name}_d"])
+            return cls(part("s"), part("o"), part("m"))
 
 
 def _scaled_grey(image: Image.Image, side: int, min_side: int) -> tuple[np.ndarray, float]:
@@ -86,6 +124,29 @@ def extract(image: Image.Image, *, query: bool = False) -> KeypointSet:
     return KeypointSet(image.width, image.height, xy, d)
 
 
+def extract_orb(image: Image.Image, *, query: bool = False, mirror: bool = False
+                ) -> KeypointSet:
+    """ORB keypoints (256-bit descriptors as 32 bytes), coordinates in the picture's pixels.
+    `mirror`: of the left-right mirror image (coordinates in the mirror's pixels)."""
+    side = ORB_QUERY_SIDE_PX if query else ORB_CATALOG_SIDE_PX
+    limit = ORB_QUERY_FEATURES if query else ORB_CATALOG_FEATURES
+    grey, scale = _scaled_grey(image, side, side)
+    if mirror:
+        grey = np.ascontiguousarray(grey[:, ::-1])
+    orb = cv2.ORB_create(nfeatures=limit, fastThreshold=10)  # type: ignore[attr-defined]
+    kps, desc = orb.detectAndCompute(grey, None)
+    if desc is None or not kps:
+        return KeypointSet(image.width, image.height, np.zeros((0, 2), np.float32),
+                           np.zeros((0, 32), np.uint8))
+    xy = np.array([k.pt for k in kps], np.float32) / scale
+    return KeypointSet(image.width, image.height, xy, np.ascontiguousarray(desc, np.uint8))
+
+
+def local_features(image: Image.Image) -> LocalFeatures:
+    """Everything stage 2 keeps of a catalog picture."""
+    return LocalFeatures(extract(image), extract_orb(image), extract_orb(image, mirror=True))
+
+
 def root_sift(descriptors: np.ndarray) -> np.ndarray:
     """RootSIFT: L1-normalise, then square root (Hellinger kernel as a Euclidean distance)."""
     d = descriptors.astype(np.float32)
@@ -103,14 +164,17 @@ class Verification:
 
 
 def verify(query: KeypointSet, query_root: np.ndarray, asset: KeypointSet,
-           asset_root: np.ndarray) -> Verification | None:
-    """RANSAC homography from asset to query; None unless it is a plausible, well-supported one."""
+           asset_root: np.ndarray, *, binary: bool = False,
+           min_inliers: int = MIN_INLIERS) -> Verification | None:
+    """RANSAC homography from asset to query; None unless it is a plausible, well-supported one.
+    `binary`: the descriptors are ORB's (Hamming distance) rather than RootSIFT."""
     if len(query) < 8 or len(asset) < 8:
         return None
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING if binary else cv2.NORM_L2)
     pairs = matcher.knnMatch(query_root, asset_root, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
-    if len(good) < MIN_INLIERS:
+    ratio = ORB_RATIO if binary else RATIO
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
+    if len(good) < min_inliers:
         return None
     src = asset.xy[np.array([m.trainIdx for m in good])].astype(np.float32)
     dst = query.xy[np.array([m.queryIdx for m in good])].astype(np.float32)
@@ -120,11 +184,11 @@ def verify(query: KeypointSet, query_root: np.ndarray, asset: KeypointSet,
         return None
     keep = mask.ravel().astype(bool)
     inliers = int(keep.sum())
-    if inliers < MIN_INLIERS:
+    if inliers < min_inliers:
         return None
     # Distinct inlier positions (one keypoint matched many times counts once).
     inlier_src = np.unique(np.round(src[keep]), axis=0)
-    if len(inlier_src) < MIN_INLIERS:
+    if len(inlier_src) < min_inliers:
         return None
     span = inlier_src.max(axis=0) - inlier_src.min(axis=0)
     if span[0] * span[1] < MIN_INLIER_SPREAD * asset.width * asset.height:

@@ -31,6 +31,10 @@ class Pdq(SignalType):
     match_threshold: ClassVar[int] = 31  # PDQ reference: confident match
     quality_threshold: ClassVar[int] = 50  # PDQ reference: quality <= 49 is too flat
     work_size: ClassVar[int] = 256
+    hash_windows: ClassVar[bool] = True
+    # Crops of flipped or turned copies only meet the catalog windows through the query's variants.
+    query_dihedral: ClassVar[bool] = True
+    gates_query: ClassVar[bool] = True
 
     @classmethod
     def compute(cls, image: Image.Image) -> Hash:

@@ -15,7 +15,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, false, insert, or_, select
 from sqlalchemy.orm import Session
 
 from registry.catalog.blobs import BlobStore
@@ -24,6 +24,7 @@ from registry.errors import RegistryError
 from registry.fingerprint.features import AssetFeatures, media_features, path_features
 from registry.fingerprint.matcher import Matcher, MatchResult
 from registry.fingerprint.models import Fingerprint, KeypointSet
+from registry.fingerprint.signals import installed_signal_types
 
 # Below this many files a pool costs more to start than it saves.
 MIN_PARALLEL_FILES = 4
@@ -48,7 +49,7 @@ def store_features(session: Session, asset_id: int, features: AssetFeatures) -> 
         ])
     if features.keypoint_sets:
         session.execute(insert(KeypointSet), [
-            {"asset_id": asset_id, "version": k.version, "count": len(k.keys),
+            {"asset_id": asset_id, "version": k.version, "count": len(k.keys.sift),
              "time_s": k.time_s, "data": k.keys.to_bytes()}
             for k in features.keypoint_sets
         ])
@@ -125,7 +126,7 @@ def rebuild_fingerprints(
             store_features(session, asset_id, result)
             summary.assets += 1
             summary.hashes += len(result.hashes)
-            summary.keypoints += sum(len(k.keys) for k in result.keypoint_sets)
+            summary.keypoints += sum(len(k.keys.sift) for k in result.keypoint_sets)
             if result.weak:
                 summary.weak.append(asset_id)
         if on_progress is not None:
@@ -134,13 +135,14 @@ def rebuild_fingerprints(
 
 
 def weak_assets(session: Session) -> list[int]:
-    """Assets with nothing robust to match on: no PDQ hash of quality >= 50 and fewer than
-    `WEAK_KEYPOINTS` keypoints in every keypoint set (flat or near-contentless pictures)."""
+    """Assets with nothing robust to match on: no hash of a gating signal (PDQ) at or above its
+    quality gate and fewer than `WEAK_KEYPOINTS` SIFT keypoints in every keypoint set (flat or
+    near-contentless pictures)."""
     from registry.fingerprint.features import WEAK_KEYPOINTS
-    from registry.fingerprint.pdq import Pdq
 
-    strong_hash = select(Fingerprint.asset_id).where(
-        Fingerprint.signal == Pdq.name, Fingerprint.quality >= Pdq.quality_threshold)
+    strong_hash = select(Fingerprint.asset_id).where(or_(false(), *(
+        (Fingerprint.signal == s.name) & (Fingerprint.quality >= s.quality_threshold)
+        for s in installed_signal_types() if s.gates_query)))
     strong_keys = select(KeypointSet.asset_id).where(KeypointSet.count >= WEAK_KEYPOINTS)
     fingerprinted = select(Fingerprint.asset_id)
     query = (select(Asset.id)

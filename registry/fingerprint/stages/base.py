@@ -1,0 +1,175 @@
+"""The stage protocol: each matching stage owns its index, built from database rows in segments.
+
+A stage (ThreatExchange's `SignalType` + `SignalTypeIndex` split, one level up) knows:
+- which rows of the database it indexes and how far they go (`rows`: count and highest id);
+- how to write one **segment** of its index from the rows in an id range (`build_segment`);
+  segments only ever append: new assets land in a new small segment, and a full rebuild of a
+  stage is a maintenance step (`clearhouse fingerprint reindex`), or happens when the stage's
+  version changes or rows it indexed disappeared;
+- its **stamp** (`version`): bumped whenever what it writes changes, so stale segments are rebuilt;
+- how to open its segments into a searchable, in-memory `StageIndex` whose `query` takes the
+  query picture prepared once (`Probe`) and returns matches per asset.
+The `Matcher` runs the stages in order and merges what they find.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+from sqlalchemy.orm import Session
+
+from registry.fingerprint.regions import Box
+
+
+@dataclass(frozen=True)
+class Match:
+    """One catalog asset found in a query.
+
+    distance: Hamming bits for hash signals (lower is closer); for "sift" and "orb", the share of
+    ratio-test matches that RANSAC rejected (0..1); 0 for "sha256". region: x, y, w, h in the
+    query's pixels. time_s: the query's time code for a video query, else the asset frame's time
+    for a video asset. transform: what the query did to the asset, where the signal tells (e.g.
+    "rot90", "crop", "padding", "geometric rot=5 scale=0.50").
+    """
+
+    asset_id: int
+    asset_sha256: str
+    signal: str
+    distance: int | float
+    confidence: float
+    region: tuple[int, int, int, int] | None = None
+    time_s: float | None = None
+    transform: str | None = None
+    asset_time_s: float | None = None
+    inliers: int | None = None
+    time_codes: tuple[float, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "asset_id": self.asset_id,
+            "asset_sha256": self.asset_sha256,
+            "signal": self.signal,
+            "distance": self.distance,
+            "confidence": round(self.confidence, 3),
+            "region": list(self.region) if self.region is not None else None,
+            "time_s": self.time_s,
+            "transform": self.transform,
+            "asset_time_s": self.asset_time_s,
+            "inliers": self.inliers,
+            "time_codes": list(self.time_codes),
+        }
+
+
+@dataclass
+class Window:
+    """One view of the query that the hash stage probes."""
+
+    label: str  # "full", "trim" (uniform borders removed) or "box" (a photo on a canvas)
+    box: Box  # in the small (hash) image
+    image: Image.Image
+
+
+@dataclass
+class Probe:
+    """A query picture, prepared once for every stage.
+
+    work: the picture at <= 1024 px (local features); small: at <= 512 px (hashes). The scale
+    pairs map their pixels back to the query's own (matches report regions in those).
+    """
+
+    work: Image.Image
+    small: Image.Image
+    work_scale: tuple[float, float]
+    small_scale: tuple[float, float]
+    sha256: str | None = None
+    windows: list[Window] = field(default_factory=list)
+
+
+def keep_best(into: dict[int, Match], match: Match) -> None:
+    """Keep the more confident match per asset."""
+    held = into.get(match.asset_id)
+    if held is None or match.confidence > held.confidence:
+        into[match.asset_id] = match
+
+
+class StageIndex(abc.ABC):
+    """A stage's loaded segments, searchable."""
+
+    @abc.abstractmethod
+    def query(self, probe: Probe) -> dict[int, Match]:
+        """Catalog assets this stage finds in the probe (best match per asset)."""
+
+    @abc.abstractmethod
+    def memory_bytes(self) -> int:
+        """Bytes held in memory (indexes and tables; memory-mapped verification data excluded)."""
+
+
+class Stage(abc.ABC):
+    """One matching stage: which rows it indexes, how it writes and opens segments."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def version(self) -> str:
+        """The stamp of what `build_segment` writes (a change forces a rebuild)."""
+
+    @abc.abstractmethod
+    def rows(self, session: Session, *, upto: int | None = None) -> tuple[int, int]:
+        """(count, highest id) of the rows this stage indexes (ids <= `upto` when given)."""
+
+    @abc.abstractmethod
+    def build_segment(self, session: Session, folder: Path, *, after: int, upto: int) -> int:
+        """Write the index of rows with `after < id <= upto` into `folder`; returns their count."""
+
+    @abc.abstractmethod
+    def load(self, folders: Sequence[Path], assets: AssetTable,
+             opened: dict[Path, Any]) -> StageIndex:
+        """Open the segments (oldest first) into one searchable index. `opened`: segments
+        already in memory by folder (reused, and the new ones recorded), so a refresh after an
+        append reads only the new segment."""
+
+
+def open_segment(opened: dict[Path, Any], folder: Path, factory: Callable[[Path], Any]) -> Any:
+    if folder not in opened:
+        opened[folder] = factory(folder)
+    return opened[folder]
+
+
+class AssetTable:
+    """Asset id <-> sha256 over every exact-stage segment: sorted arrays, 40 bytes per asset."""
+
+    def __init__(self, ids: np.ndarray, digests: np.ndarray) -> None:
+        order = np.argsort(ids, kind="stable")
+        self.ids = ids[order].astype(np.int64)
+        self.digests = digests[order]  # 'S32' raw sha256
+        by_digest = np.argsort(self.digests, kind="stable")
+        self._sorted_digests = self.digests[by_digest]
+        self._digest_ids = self.ids[by_digest]
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def sha256(self, asset_id: int) -> str:
+        at = int(np.searchsorted(self.ids, asset_id))
+        if at < len(self.ids) and int(self.ids[at]) == asset_id:
+            return bytes(self.digests[at]).hex()
+        return ""
+
+    def find(self, sha256_hex: str) -> int | None:
+        try:
+            key = np.array(bytes.fromhex(sha256_hex), dtype="S32")
+        except ValueError:
+            return None
+        at = int(np.searchsorted(self._sorted_digests, key))
+        if at < len(self._sorted_digests) and self._sorted_digests[at] == key:
+            return int(self._digest_ids[at])
+        return None
+
+    def memory_bytes(self) -> int:
+        return int(self.ids.nbytes * 2 + self.digests.nbytes * 2)

@@ -1,0 +1,81 @@
+"""Binary-code indexes shared by the hash stage (PDQ, pHash) and the local stage (ORB).
+
+Small segments get an exact `IndexBinaryFlat`. Large ones get a faiss `IndexBinaryIVF`: the codes
+are split into `nlist` inverted lists around centroids, and a query scans only the `nprobe`
+lists nearest to it, so its cost follows `nprobe * n / nlist` instead of `n`. The centroids are
+codes sampled from the segment itself (no k-means: training binary k-means at 10^6-10^7 codes
+costs hours on two cores, and sampled centroids follow the data's own density). Measured in
+bench/bench_scale.py against the exact index: range-search recall at PDQ distance <= 31, and the
+candidate recall of the ORB votes.
+
+The index is written with the segment (`write`), so loading a segment reads a file rather than
+re-assigning every code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+FLAT_MAX_CODES = 200_000
+CODES_PER_LIST = 1_000
+MIN_LISTS = 64
+MAX_LISTS = 65_536
+# Lists scanned per query: a fixed share of the lists, within bounds. Recall is measured, not
+# assumed: see bench/RESULTS.md (scale).
+PROBE_SHARE = 1 / 16
+MIN_PROBES = 16
+MAX_PROBES = 128
+
+
+def list_count(n: int) -> int:
+    lists = max(MIN_LISTS, min(MAX_LISTS, n // CODES_PER_LIST))
+    return 1 << (lists.bit_length() - 1)  # a power of two, at most the target
+
+
+def probe_count(nlist: int) -> int:
+    return max(MIN_PROBES, min(MAX_PROBES, round(nlist * PROBE_SHARE), nlist))
+
+
+def build(codes: np.ndarray, *, seed: int = 0, flat_max: int = FLAT_MAX_CODES) -> Any:
+    """An index over `codes` ((n, bytes) uint8): flat when small, IVF with sampled centroids when
+    large. Row numbers are the ids."""
+    n, width = codes.shape
+    bits = width * 8
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    if n < flat_max:
+        index: Any = faiss.IndexBinaryFlat(bits)
+    else:
+        nlist = list_count(n)
+        rng = np.random.default_rng(seed)
+        quantizer = faiss.IndexBinaryFlat(bits)
+        quantizer.add(codes[np.sort(rng.choice(n, nlist, replace=False))])
+        index = faiss.IndexBinaryIVF(quantizer, bits, nlist)
+        index.is_trained = True
+        index.own_fields = True
+        quantizer.this.disown()  # type: ignore[attr-defined]  # the IVF index frees it
+        index.nprobe = probe_count(nlist)
+    if n:
+        index.add(codes)
+    return index
+
+
+def write(index: Any, path: Path) -> None:
+    faiss.write_index_binary(index, str(path))
+
+
+def read(path: Path) -> Any:
+    index = faiss.read_index_binary(str(path))
+    if isinstance(index, faiss.IndexBinaryIVF):
+        index.nprobe = probe_count(index.nlist)
+    return index
+
+
+def memory_bytes(index: Any) -> int:
+    """Codes plus, for IVF, the 8-byte id per code and the centroids."""
+    if isinstance(index, faiss.IndexBinaryIVF):
+        return int(index.ntotal * (index.code_size + 8) + index.nlist * index.code_size)
+    return int(index.ntotal * index.code_size)

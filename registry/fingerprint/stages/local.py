@@ -1,0 +1,274 @@
+"""Stage 2: local features, for what whole-picture hashes miss (off-centre crops, overlays, small
+rotations, pictures inside screenshots, mirrored crops).
+
+Per catalog picture (or video keyframe) the database keeps SIFT keypoints and ORB keypoints of the
+picture and of its mirror image (`keypoints.LocalFeatures`). This stage's index per segment:
+- every ORB descriptor (orig and mirror, 256 bits) in a binary index (`stages/binary.py`: exact
+  flat when small, IVF when large), with the keypoint set each belongs to (4 bytes);
+- the verification data (ORB and SIFT coordinates and descriptors) in .npy files opened
+  memory-mapped: only the few candidates a query names are ever read.
+
+A query costs one ORB extraction (about 5 ms at 640 px) and one search of its 800 descriptors:
+they vote (ratio test against the nearest descriptor of another set) for keypoint sets; the
+`VOTE_CANDIDATES` best-voted sets are checked with an ORB RANSAC homography (about 1 ms each).
+At `ORB_ACCEPT_INLIERS` or more the match stands on ORB alone; between `ORB_MIN_INLIERS` and that,
+SIFT decides (the query's SIFT is extracted only then, 50-160 ms, and must reach
+`keypoints.MIN_INLIERS` = 12 inliers, above SIFT's worst wrong fit of 9). Items that match nothing,
+most of a dataset, pay the ORB extraction and the search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry.fingerprint import keypoints
+from registry.fingerprint.keypoints import KEYPOINT_VERSION, KeypointSet, LocalFeatures
+from registry.fingerprint.models import KeypointSet as KeypointRow
+from registry.fingerprint.stages import binary
+from registry.fingerprint.stages.base import (
+    AssetTable,
+    Match,
+    Probe,
+    Stage,
+    StageIndex,
+    keep_best,
+    open_segment,
+)
+
+LOCAL_VERSION = f"{KEYPOINT_VERSION}.1"
+VOTE_NEIGHBOURS = 4
+VOTE_CANDIDATES = 3
+MIN_VOTES = 5
+# Hamming distance (of 256 bits) above which an ORB pair is not a correspondence at all.
+ORB_MAX_DISTANCE = 64
+ORB_MIN_INLIERS = 8  # below this, not even worth asking SIFT
+# ORB's worst wrong fit measured 16 inliers (FIELD-NOTES); re-measured on the 10,000-asset bench
+# catalog (bench/bench_scale.py): see bench/RESULTS.md. Above this ORB alone decides.
+ORB_ACCEPT_INLIERS = 30
+_ROWS_PER_BATCH = 500
+
+
+def _sift_confidence(inliers: int) -> float:
+    return min(1.0, 0.5 + 0.5 * (inliers - keypoints.MIN_INLIERS + 1) / 40)
+
+
+def _orb_confidence(inliers: int) -> float:
+    return min(1.0, 0.5 + 0.5 * (inliers - ORB_ACCEPT_INLIERS + 1) / 60)
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 3)
+
+
+class _Segment:
+    """One segment's ORB index (in memory) and verification data (memory-mapped)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.index = binary.read(folder / "index.faiss")
+        self.owner = np.load(folder / "owner.npy")
+        with np.load(folder / "sets.npz") as z:
+            self.set_row = z["set_row"]
+            self.set_mirror = z["set_mirror"]
+            self.set_start = z["set_start"]
+            self.set_count = z["set_count"]
+            self.row_asset = z["row_asset"]
+            self.row_time = z["row_time"]
+            self.row_size = z["row_size"]
+            self.row_sift_start = z["row_sift_start"]
+            self.row_sift_count = z["row_sift_count"]
+        self.orb_xy = np.load(folder / "orb_xy.npy", mmap_mode="r")
+        self.orb_d = np.load(folder / "orb_d.npy", mmap_mode="r")
+        self.sift_xy = np.load(folder / "sift_xy.npy", mmap_mode="r")
+        self.sift_d = np.load(folder / "sift_d.npy", mmap_mode="r")
+
+    def memory_bytes(self) -> int:
+        tables = (self.owner, self.set_row, self.set_mirror, self.set_start, self.set_count,
+                  self.row_asset, self.row_time, self.row_size, self.row_sift_start,
+                  self.row_sift_count)
+        return binary.memory_bytes(self.index) + sum(int(t.nbytes) for t in tables)
+
+    def orb_keys(self, set_no: int) -> KeypointSet:
+        a, n = int(self.set_start[set_no]), int(self.set_count[set_no])
+        w, h = (int(v) for v in self.row_size[int(self.set_row[set_no])])
+        return KeypointSet(w, h, np.array(self.orb_xy[a:a + n]), np.array(self.orb_d[a:a + n]))
+
+    def sift_keys(self, row: int) -> KeypointSet:
+        a, n = int(self.row_sift_start[row]), int(self.row_sift_count[row])
+        w, h = (int(v) for v in self.row_size[row])
+        return KeypointSet(w, h, np.array(self.sift_xy[a:a + n]), np.array(self.sift_d[a:a + n]))
+
+    def votes(self, descriptors: np.ndarray) -> np.ndarray:
+        """Ratio-test votes per keypoint set of this segment."""
+        k = min(VOTE_NEIGHBOURS, int(self.index.ntotal))
+        dist, ids = self.index.search(descriptors, k)
+        owners = self.owner[np.clip(ids, 0, None)]
+        first = owners[:, 0]
+        other = np.full(len(first), np.inf, np.float32)
+        for col in range(k - 1, 0, -1):
+            differs = (owners[:, col] != first) & (ids[:, col] >= 0)
+            other = np.where(differs, dist[:, col], other)
+        passed = ((ids[:, 0] >= 0) & (dist[:, 0] <= ORB_MAX_DISTANCE)
+                  & (dist[:, 0] < keypoints.ORB_RATIO * other))
+        return np.bincount(first[passed], minlength=len(self.set_row))
+
+
+@dataclass
+class _Candidate:
+    votes: int
+    segment: _Segment
+    set_no: int
+
+
+class _LocalIndex(StageIndex):
+    def __init__(self, segments: list[_Segment], assets: AssetTable) -> None:
+        self.segments = segments
+        self.assets = assets
+
+    def memory_bytes(self) -> int:
+        return sum(s.memory_bytes() for s in self.segments)
+
+    def candidates(self, query: KeypointSet) -> list[_Candidate]:
+        found: list[_Candidate] = []
+        for segment in self.segments:
+            if segment.index.ntotal == 0:
+                continue
+            votes = segment.votes(query.descriptors)
+            for set_no in np.argsort(-votes, kind="stable")[:VOTE_CANDIDATES]:
+                if votes[set_no] >= MIN_VOTES:
+                    found.append(_Candidate(int(votes[set_no]), segment, int(set_no)))
+        found.sort(key=lambda c: -c.votes)
+        return found[:VOTE_CANDIDATES]
+
+    def query(self, probe: Probe) -> dict[int, Match]:
+        query = keypoints.extract_orb(probe.work, query=True)
+        if len(query) < 8:
+            return {}
+        best: dict[int, Match] = {}
+        sift: dict[bool, tuple[KeypointSet, np.ndarray]] = {}
+        for cand in self.candidates(query):
+            match = self._verify(probe, query, cand, sift)
+            if match is not None:
+                keep_best(best, match)
+        return best
+
+    def _verify(self, probe: Probe, query: KeypointSet, cand: _Candidate,
+                sift: dict[bool, tuple[KeypointSet, np.ndarray]]) -> Match | None:
+        seg, set_no = cand.segment, cand.set_no
+        row = int(seg.set_row[set_no])
+        mirrored = bool(seg.set_mirror[set_no])
+        asset_orb = seg.orb_keys(set_no)
+        check = keypoints.verify(query, query.descriptors, asset_orb, asset_orb.descriptors,
+                                 binary=True, min_inliers=ORB_MIN_INLIERS)
+        if check is None:
+            return None
+        signal, inliers, good = "orb", check.inliers, check.good
+        region = check.region
+        if check.inliers < ORB_ACCEPT_INLIERS:
+            # ORB is not sure: SIFT decides (the mirrored case flips the query instead).
+            if mirrored not in sift:
+                image = probe.work.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirrored \
+                    else probe.work
+                keys = keypoints.extract(image, query=True)
+                sift[mirrored] = (keys, keypoints.root_sift(keys.descriptors))
+            qsift, qroot = sift[mirrored]
+            asset_sift = seg.sift_keys(row)
+            strict = keypoints.verify(qsift, qroot, asset_sift,
+                                      keypoints.root_sift(asset_sift.descriptors))
+            if strict is None:
+                return None
+            signal, inliers, good = "sift", strict.inliers, strict.good
+            x, y, w, h = strict.region
+            region = (qsift.width - x - w, y, w, h) if mirrored else strict.region
+            check = strict
+        asset_id = int(seg.row_asset[row])
+        x, y, w, h = region
+        sx, sy = probe.work_scale
+        t = _nan_to_none(float(seg.row_time[row]))
+        how = f"geometric rot={check.angle_deg:.0f} scale={check.scale:.2f}"
+        confidence = _orb_confidence(inliers) if signal == "orb" else _sift_confidence(inliers)
+        return Match(asset_id, self.assets.sha256(asset_id), signal,
+                     round(1 - inliers / max(good, 1), 3), confidence,
+                     (round(x * sx), round(y * sy), round(w * sx), round(h * sy)), t,
+                     f"flip_h+{how}" if mirrored else how, asset_time_s=t, inliers=inliers)
+
+
+class LocalStage(Stage):
+    name = "local"
+
+    def version(self) -> str:
+        return LOCAL_VERSION
+
+    def rows(self, session: Session, *, upto: int | None = None) -> tuple[int, int]:
+        query = select(func.count(KeypointRow.id), func.max(KeypointRow.id)).where(
+            KeypointRow.version == KEYPOINT_VERSION)
+        if upto is not None:
+            query = query.where(KeypointRow.id <= upto)
+        count, top = session.execute(query).one()
+        return int(count), int(top or 0)
+
+    def build_segment(self, session: Session, folder: Path, *, after: int, upto: int) -> int:
+        rows = session.execute(
+            select(KeypointRow.asset_id, KeypointRow.time_s, KeypointRow.data)
+            .where(KeypointRow.version == KEYPOINT_VERSION, KeypointRow.id > after,
+                   KeypointRow.id <= upto)
+            .order_by(KeypointRow.id)
+            .execution_options(yield_per=_ROWS_PER_BATCH))
+        t: dict[str, list[Any]] = {name: [] for name in (
+            "set_row", "set_mirror", "set_start", "set_count", "row_asset", "row_time",
+            "row_size", "row_sift_start", "row_sift_count", "orb_xy", "orb_d", "sift_xy",
+            "sift_d", "owner")}
+        orb_total = sift_total = 0
+        for row_no, r in enumerate(rows):
+            feats = LocalFeatures.from_bytes(bytes(r.data))
+            t["row_asset"].append(r.asset_id)
+            t["row_time"].append(np.nan if r.time_s is None else r.time_s)
+            t["row_size"].append((feats.sift.width, feats.sift.height))
+            t["row_sift_start"].append(sift_total)
+            t["row_sift_count"].append(len(feats.sift))
+            t["sift_xy"].append(feats.sift.xy)
+            t["sift_d"].append(feats.sift.descriptors)
+            sift_total += len(feats.sift)
+            for mirrored, keys in ((False, feats.orb), (True, feats.orb_mirror)):
+                t["owner"].append(np.full(len(keys), len(t["set_row"]), np.int32))
+                t["set_row"].append(row_no)
+                t["set_mirror"].append(mirrored)
+                t["set_start"].append(orb_total)
+                t["set_count"].append(len(keys))
+                t["orb_xy"].append(keys.xy)
+                t["orb_d"].append(keys.descriptors)
+                orb_total += len(keys)
+
+        def joined(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+            parts = t[name]
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
+
+        orb_d = joined("orb_d", (0, 32), np.uint8)
+        binary.write(binary.build(orb_d), folder / "index.faiss")
+        np.save(folder / "owner.npy", joined("owner", (0,), np.int32))
+        np.save(folder / "orb_xy.npy", joined("orb_xy", (0, 2), np.float32))
+        np.save(folder / "orb_d.npy", orb_d)
+        np.save(folder / "sift_xy.npy", joined("sift_xy", (0, 2), np.float32))
+        np.save(folder / "sift_d.npy", joined("sift_d", (0, 128), np.uint8))
+        np.savez(folder / "sets.npz",
+                 set_row=np.array(t["set_row"], np.int32),
+                 set_mirror=np.array(t["set_mirror"], bool),
+                 set_start=np.array(t["set_start"], np.int64),
+                 set_count=np.array(t["set_count"], np.int32),
+                 row_asset=np.array(t["row_asset"], np.int64),
+                 row_time=np.array(t["row_time"], np.float32),
+                 row_size=np.array(t["row_size"], np.int32).reshape(-1, 2),
+                 row_sift_start=np.array(t["row_sift_start"], np.int64),
+                 row_sift_count=np.array(t["row_sift_count"], np.int32))
+        return len(t["row_asset"])
+
+    def load(self, folders: Sequence[Path], assets: AssetTable,
+             opened: dict[Path, Any]) -> StageIndex:
+        return _LocalIndex([open_segment(opened, f, _Segment) for f in folders], assets)
