@@ -50,6 +50,9 @@ MIN_VOTES = 5
 # Hamming distance (of 256 bits) above which an ORB pair is not a correspondence at all.
 ORB_MAX_DISTANCE = 64
 ORB_MIN_INLIERS = 8  # below this, not even worth asking SIFT
+# A query with fewer ORB keypoints than this (small or soft pictures: ORB finds 20 in a 120 px
+# thumbnail where SIFT finds 500) has every voted candidate checked by SIFT directly.
+ORB_FEW_KEYPOINTS = 150
 # ORB's worst wrong fit measured 16 inliers (FIELD-NOTES); re-measured on the 10,000-asset bench
 # catalog (bench/bench_scale.py): see bench/RESULTS.md. Above this ORB alone decides.
 ORB_ACCEPT_INLIERS = 30
@@ -167,11 +170,9 @@ class _LocalIndex(StageIndex):
         asset_orb = seg.orb_keys(set_no)
         check = keypoints.verify(query, query.descriptors, asset_orb, asset_orb.descriptors,
                                  binary=True, min_inliers=ORB_MIN_INLIERS)
-        if check is None:
+        if check is None and len(query) >= ORB_FEW_KEYPOINTS:
             return None
-        signal, inliers, good = "orb", check.inliers, check.good
-        region = check.region
-        if check.inliers < ORB_ACCEPT_INLIERS:
+        if check is None or check.inliers < ORB_ACCEPT_INLIERS:
             # ORB is not sure: SIFT decides (the mirrored case flips the query instead).
             if mirrored not in sift:
                 image = probe.work.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirrored \
@@ -188,6 +189,8 @@ class _LocalIndex(StageIndex):
             x, y, w, h = strict.region
             region = (qsift.width - x - w, y, w, h) if mirrored else strict.region
             check = strict
+        else:
+            signal, inliers, good, region = "orb", check.inliers, check.good, check.region
         asset_id = int(seg.row_asset[row])
         x, y, w, h = region
         sx, sy = probe.work_scale

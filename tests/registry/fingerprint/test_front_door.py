@@ -12,10 +12,10 @@ from registry.fingerprint import Match, MatchResult
 
 def test_the_package_exports_exactly_its_front_door() -> None:
     assert set(registry.fingerprint.__all__) == {
-        "Comparison", "Hash", "Match", "MatchResult", "Matcher", "RebuildSummary",
+        "CatalogHit", "Comparison", "Hash", "Match", "MatchResult", "Matcher", "RebuildSummary",
         "SignalType", "build_index", "ensure_index", "fingerprint_new_asset",
         "get_signal_type", "hamming", "installed_signal_types", "is_fresh", "match_paths",
-        "rebuild_fingerprints", "weak_assets",
+        "rebuild_fingerprints", "weak_assets", "find_in_catalog", "index_status", "sync_index",
     }
     for name in registry.fingerprint.__all__:
         assert hasattr(registry.fingerprint, name)

@@ -1,0 +1,279 @@
+"""Matching at catalog scale: every figure beside a baseline measured in the same run.
+
+Data: `bench/prepare_catalog.py --out DIR --assets N` (real pictures from Debian packages, then
+game-like scenes; 1-2 MP JPEG queries, 95% unrelated). Nothing large is committed.
+
+1. Scale curve: the catalog grows in steps (e.g. 1,000 then 10,000 assets) in one SQLite home.
+   Per step: import rate (register + fingerprint in 2 worker processes, assets/s), index sync time
+   (the step's rows appended as segments), then in a fresh process: RSS of a loaded Matcher and
+   its in-memory bytes per asset, ms per query (one thread) for unrelated items and for related
+   ones, recall of the related ones and false matches. Baseline, same step, same process: the
+   same stages with every index exact (flat binary search; `binary.FLAT_MAX_CODES` unbounded).
+2. Throughput against the decode limit, at the largest step: items/s of a whole clearance job
+   (`clear_dataset`, default settings, 1 process then 2 workers) divided by items/s of Pillow
+   draft-decoding the same files alone in one process.
+3. Hash lookups at 1M / 3M / 10M 256-bit codes (PDQ-sized, random): the IVF index against the
+   exact flat index: batched lookups/s on 2 threads, range-search recall at distance <= 31,
+   memory.
+
+Run: .venv/bin/python bench/bench_scale.py --data DIR [--steps 1000,10000] [--queries 400]
+     [--skip-clearance] [--hash-sizes 1000000,3000000,10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- 1. the scale curve ----------------------------------------------------------------------
+
+def import_step(home: Path, files: list[Path], workers: int) -> dict[str, float]:
+    """Register the files, then fingerprint them in a process pool; sync the index."""
+    from registry.catalog import BlobStore, ensure_rightsholder, register_asset
+    from registry.db import make_engine, make_session_factory, migrate
+    from registry.fingerprint import rebuild_fingerprints, sync_index
+
+    url = f"sqlite:///{home / 'catalog.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    store = BlobStore(home / "blobs")
+    factory = make_session_factory(engine)
+    started = time.perf_counter()
+    with factory() as session:
+        holder = ensure_rightsholder(session, name="Bench Studio")
+        for path in files:
+            register_asset(session, store=store, data=path.read_bytes(), name=path.name,
+                           rightsholder=holder)
+        session.commit()
+    registered = time.perf_counter()
+    with factory() as session:
+        summary = rebuild_fingerprints(session, store=store, only_missing=True, workers=workers)
+        session.commit()
+    fingerprinted = time.perf_counter()
+    with factory() as session:
+        sync_index(session, home / "index")
+    synced = time.perf_counter()
+    engine.dispose()
+    return {"assets": len(files), "register_s": registered - started,
+            "fingerprint_s": fingerprinted - registered, "sync_s": synced - fingerprinted,
+            "assets_per_s": len(files) / (fingerprinted - started),
+            "errors": len(summary.errors)}
+
+
+def query_step(home: Path, queries: list[tuple[Path, int, str]], exact: bool) -> dict[str, float]:
+    """In this (fresh) process: load the Matcher, time every query on one thread."""
+    import cv2
+    import faiss
+
+    cv2.setNumThreads(1)
+    faiss.omp_set_num_threads(1)
+    from registry.fingerprint.stages import binary
+
+    if exact:
+        binary.FLAT_MAX_CODES = 1 << 62
+    before = rss_mib()
+    from registry.catalog.models import Asset
+    from registry.db import make_engine, make_session_factory
+    from registry.fingerprint import Matcher
+
+    engine = make_engine(f"sqlite:///{home / 'catalog.db'}")
+    with make_session_factory(engine)() as session:
+        if exact:  # the baseline builds its own exact copy of the index
+            index_dir = home / "index-exact"
+            Matcher.load(session, index_dir=index_dir)  # sync (flat everywhere)
+        else:
+            index_dir = home / "index"
+        names = {a.id: a.original_name for a in session.query(Asset)}
+    t0 = time.perf_counter()
+    matcher = Matcher.open(index_dir)
+    load_s = time.perf_counter() - t0
+    loaded = rss_mib()
+    times: dict[int, list[float]] = {0: [], 1: []}
+    found = false = 0
+    for path, related, catalog_file in queries:
+        t0 = time.perf_counter()
+        result = matcher.match_file(path, name=str(path))
+        times[related].append(time.perf_counter() - t0)
+        got = [Path(names.get(m.asset_id) or "").name for m in result.matches]
+        if related:
+            found += bool(got) and got[0] == catalog_file
+            false += sum(1 for g in got if g != catalog_file)
+        else:
+            false += len(got)
+    memory = matcher.memory_bytes()
+    assets = matcher.asset_count
+    return {
+        "assets": assets, "load_s": load_s, "rss_mib": loaded - before,
+        "index_bytes_per_asset": sum(memory.values()) / max(assets, 1),
+        "memory_by_stage": memory,
+        "ms_unrelated": 1000 * float(np.mean(times[0])) if times[0] else 0.0,
+        "ms_related": 1000 * float(np.mean(times[1])) if times[1] else 0.0,
+        "recall": found / max(1, len(times[1])), "related": len(times[1]),
+        "unrelated": len(times[0]), "false_matches": false,
+    }
+
+
+def read_queries(data: Path, limit: int) -> list[tuple[Path, int, str]]:
+    with open(data / "queries.csv") as fh:
+        rows = list(csv.DictReader(fh))[:limit]
+    return [(data / "queries" / r["file"], int(r["related"]), r["catalog_file"] or "")
+            for r in rows]
+
+
+def run_child(args: list[str]) -> dict[str, object]:
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True,
+                         text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+# --- 2. throughput against decoding -----------------------------------------------------------
+
+def decode_rate(files: list[Path]) -> float:
+    from PIL import Image
+
+    started = time.perf_counter()
+    for path in files:
+        with Image.open(io.BytesIO(path.read_bytes())) as im:
+            im.draft("RGB", (384, 384))
+            im.load()
+    return len(files) / (time.perf_counter() - started)
+
+
+def clearance_rate(home: Path, folder: Path, workers: int) -> float:
+    from registry.clearance import clear_dataset
+    from registry.db import make_engine, make_session_factory
+    from registry.policy import load_policies
+
+    engine = make_engine(f"sqlite:///{home / 'catalog.db'}")
+    factory = make_session_factory(engine)
+    started = time.perf_counter()
+    with factory() as session:
+        job = clear_dataset(
+            session, str(folder), use="ai_training", licensee="internal-ml",
+            policies=load_policies(ROOT / "policies"),
+            database_url=f"sqlite:///{home / 'catalog.db'}", index_dir=home / "index",
+            workers=workers, allowed_roots=[folder.parent])
+        session.commit()
+        items = job.total_items
+    engine.dispose()
+    return items / (time.perf_counter() - started)
+
+
+# --- 3. hash lookups at 10M -------------------------------------------------------------------
+
+def hash_lookups(sizes: list[int], queries: int = 4000) -> list[dict[str, float]]:
+    import faiss
+
+    from registry.fingerprint.stages import binary
+
+    faiss.omp_set_num_threads(2)
+    rng = np.random.default_rng(0)
+    out = []
+    for n in sizes:
+        codes = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+        q = codes[rng.integers(0, n, queries)].copy()
+        flips = rng.integers(0, 31, queries)
+        for i in range(queries):  # a near copy: 0-30 bits away from a catalog hash
+            for b in rng.choice(256, int(flips[i]), replace=False):
+                q[i, b // 8] ^= 1 << (b % 8)
+        flat = faiss.IndexBinaryFlat(256)
+        flat.add(codes)
+        t0 = time.perf_counter()
+        lims0, _, ids0 = flat.range_search(q, 32)
+        flat_rate = queries / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ivf = binary.build(codes, flat_max=0)
+        build_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        lims1, _, ids1 = ivf.range_search(q, 32)
+        ivf_rate = queries / (time.perf_counter() - t0)
+        hits = total = 0
+        for i in range(queries):
+            truth = set(ids0[lims0[i]:lims0[i + 1]].tolist())
+            total += len(truth)
+            hits += len(truth & set(ids1[lims1[i]:lims1[i + 1]].tolist()))
+        out.append({"codes": n, "flat_per_s": flat_rate, "ivf_per_s": ivf_rate,
+                    "recall": hits / max(total, 1), "build_s": build_s,
+                    "nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe),
+                    "flat_mib": n * 32 / 2**20,
+                    "ivf_mib": binary.memory_bytes(ivf) / 2**20})
+        del flat, ivf, codes
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--steps", default="1000,10000")
+    parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-clearance", action="store_true")
+    parser.add_argument("--hash-sizes", default="1000000,3000000,10000000")
+    parser.add_argument("--child-query", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_query:
+        home, data, mode = args.child_query
+        print(json.dumps(query_step(Path(home), read_queries(Path(data), args.queries),
+                                    exact=mode == "exact")))
+        return
+    results: dict[str, object] = {"steps": [], "hash": [], "throughput": None}
+    if args.data:
+        with open(args.data / "catalog.csv") as fh:
+            catalog = [args.data / "catalog" / r["file"] for r in csv.DictReader(fh)]
+        home = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+        done = 0
+        for step in (int(s) for s in args.steps.split(",")):
+            imported = import_step(home, catalog[done:step], args.workers)
+            done = step
+            ours = run_child(["--child-query", str(home), str(args.data), "ours",
+                              "--queries", str(args.queries)])
+            flat = run_child(["--child-query", str(home), str(args.data), "exact",
+                              "--queries", str(args.queries)])
+            row = {"step": step, "import": imported, "ours": ours, "exact": flat}
+            results["steps"].append(row)  # type: ignore[attr-defined]
+            print(json.dumps(row), flush=True)
+        if not args.skip_clearance:
+            folder = args.data / "queries"
+            files = sorted(folder.glob("*.jpg"))
+            decode = decode_rate(files)
+            one = clearance_rate(home, folder, 1)
+            two = clearance_rate(home, folder, 2)
+            decode_again = decode_rate(files)
+            results["throughput"] = {
+                "items": len(files), "decode_per_s": (decode + decode_again) / 2,
+                "clear_1_per_s": one, "clear_2_per_s": two,
+                "ratio_1": one / ((decode + decode_again) / 2),
+                "ratio_2": two / ((decode + decode_again) / 2)}
+            print(json.dumps(results["throughput"]), flush=True)
+    if args.hash_sizes:
+        for row in hash_lookups([int(s) for s in args.hash_sizes.split(",")]):
+            results["hash"].append(row)  # type: ignore[attr-defined]
+            print(json.dumps(row), flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
