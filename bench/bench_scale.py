@@ -112,11 +112,14 @@ def query_step(home: Path, queries: list[tuple[Path, int, str]], exact: bool) ->
     load_s = time.perf_counter() - t0
     loaded = rss_mib()
     times: dict[int, list[float]] = {0: [], 1: []}
-    found = false = 0
+    found = false = errors = 0
     for path, related, catalog_file in queries:
         t0 = time.perf_counter()
         result = matcher.match_file(path, name=str(path))
         times[related].append(time.perf_counter() - t0)
+        errors += result.error is not None
+        if result.error:
+            print(result.error, file=sys.stderr)
         got = [Path(names.get(m.asset_id) or "").name for m in result.matches]
         if related:
             found += bool(got) and got[0] == catalog_file
@@ -132,7 +135,7 @@ def query_step(home: Path, queries: list[tuple[Path, int, str]], exact: bool) ->
         "ms_unrelated": 1000 * float(np.mean(times[0])) if times[0] else 0.0,
         "ms_related": 1000 * float(np.mean(times[1])) if times[1] else 0.0,
         "recall": found / max(1, len(times[1])), "related": len(times[1]),
-        "unrelated": len(times[0]), "false_matches": false,
+        "unrelated": len(times[0]), "false_matches": false, "errors": errors,
     }
 
 
@@ -169,17 +172,15 @@ def clearance_rate(home: Path, folder: Path, workers: int) -> float:
 
     engine = make_engine(f"sqlite:///{home / 'catalog.db'}")
     factory = make_session_factory(engine)
+    policies = load_policies(ROOT / "policies")
     started = time.perf_counter()
-    with factory() as session:
-        job = clear_dataset(
-            session, str(folder), use="ai_training", licensee="internal-ml",
-            policies=load_policies(ROOT / "policies"),
-            database_url=f"sqlite:///{home / 'catalog.db'}", index_dir=home / "index",
-            workers=workers, allowed_roots=[folder.parent])
-        session.commit()
-        items = job.total_items
+    done = clear_dataset(
+        factory, folder, use="ai_training", licensee="internal-ml", owner="bench",
+        policies=policies, database_url=f"sqlite:///{home / 'catalog.db'}",
+        index_dir=home / "index", workers=workers, allowed_roots=[folder.parent])
+    elapsed = time.perf_counter() - started
     engine.dispose()
-    return items / (time.perf_counter() - started)
+    return sum(done.summary.values()) / elapsed
 
 
 # --- 3. hash lookups at 10M -------------------------------------------------------------------

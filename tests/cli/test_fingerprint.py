@@ -52,7 +52,7 @@ def test_match_prints_each_file_with_its_matches_or_none(
                                     "confidence", "region", "time_s", "transform"}
     assert a["matches"][0]["transform"] == "padding"
     assert b["matches"][0]["asset_id"] == imported["rocket.jpg"]
-    assert b["matches"][0]["signal"] == "sift"
+    assert b["matches"][0]["signal"] in ("orb", "sift")  # local features, geometrically verified
     assert b["matches"][0]["transform"].startswith("geometric rot=5 ")
     assert c["matches"] == [] and c["error"] is None
     assert body["summary"] == {"files": 3, "matched": 2, "errors": 0}
@@ -86,13 +86,20 @@ def test_rebuild_recomputes_fingerprints_and_status_shows_a_fresh_index(
     assert status["fresh"] is True and status["generation"] == body["index"]
     assert status["weak"] == []
     # 26 PDQ hashes per photo, less the flat windows (plain sky) below the quality gate.
-    assert 3 * 20 < status["counts"]["pdq"] <= 3 * 26
+    stages = status["stages"]
+    assert 3 * 20 < stages["hash.pdq"]["indexed"] <= 3 * 26
+    assert stages["exact"]["indexed"] == stages["exact"]["database"] == 3
+    assert stages["local"]["indexed"] == 3 and stages["local"]["segments"] == 1
     human = run("fingerprint", "rebuild", "--missing")
     assert human.exit_code == 0 and "fingerprinted 0 asset(s)" in human.stdout
+    again = json.loads(run("fingerprint", "reindex", "--json").stdout)
+    assert again["fresh"] is True and int(again["generation"]) > int(body["index"])
+    human_status = run("fingerprint", "status")
+    assert "local: 3 of 3 rows indexed in 1 segment(s)" in human_status.stdout
 
 
 def test_commands_have_help() -> None:
     for args in (["match", "--help"], ["fingerprint", "rebuild", "--help"],
-                 ["fingerprint", "status", "--help"]):
+                 ["fingerprint", "status", "--help"], ["fingerprint", "reindex", "--help"]):
         res = run(*args)
         assert res.exit_code == 0 and "--json" in res.stdout

@@ -136,6 +136,8 @@ class _HashIndex(StageIndex):
             transform = "crop" if variant == "identity" else f"crop+{undone}"
         elif variant == "identity":
             transform = stored
+        elif variant == stored:  # the query turned the same way as the stored variant
+            transform = "identity"
         else:
             transform = undone if stored == "identity" else "dihedral"
         if window.label != "full":

@@ -56,6 +56,9 @@ ORB_FEW_KEYPOINTS = 150
 # ORB's worst wrong fit measured 16 inliers (FIELD-NOTES); re-measured on the 10,000-asset bench
 # catalog (bench/bench_scale.py): see bench/RESULTS.md. Above this ORB alone decides.
 ORB_ACCEPT_INLIERS = 30
+# IVF lists scanned per ORB descriptor (about 1,000 codes each): a query needs a handful of correct
+# votes out of hundreds of descriptors, not every neighbour.
+ORB_PROBES = 8
 _ROWS_PER_BATCH = 500
 
 
@@ -75,7 +78,7 @@ class _Segment:
     """One segment's ORB index (in memory) and verification data (memory-mapped)."""
 
     def __init__(self, folder: Path) -> None:
-        self.index = binary.read(folder / "index.faiss")
+        self.index = binary.read(folder / "index.faiss", probes=ORB_PROBES)
         self.owner = np.load(folder / "owner.npy")
         with np.load(folder / "sets.npz") as z:
             self.set_row = z["set_row"]
