@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from api import console
 from api.errors import error_body, install_error_handlers
@@ -47,7 +48,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             )
         yield
 
-    app = FastAPI(
+    # /docs and /redoc from assets the fastapi-offline package ships: no CDN, works offline.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="Clearhouse",
         version="0.1.0",

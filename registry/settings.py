@@ -20,7 +20,9 @@ class Settings(BaseSettings):
 
     home: Path = Path(".clearhouse")
     database_url: str | None = None  # default: SQLite file under home
-    policies_dir: Path = Path("policies")
+    # The licence policy files: CLEARHOUSE_POLICIES_DIR, else `policies/` inside the home (never
+    # the working directory: the same registry must see the same policies from any folder).
+    policies_dir: Path = Field(default_factory=lambda data: Path(data["home"]) / "policies")
     # Largest accepted upload or imported file. 50 MiB holds any still a studio registers.
     max_upload_bytes: int = Field(default=50 * MEBIBYTE, gt=0)
     # Pixel limit against decompression bombs: 100 MP is above any camera still in use.

@@ -53,7 +53,9 @@ def prepare_files() -> dict[tuple[str, str], Path]:
 
 def main() -> None:
     os.environ.setdefault("CLEARHOUSE_HOME", str(ROOT / ".clearhouse"))
+    os.environ.setdefault("CLEARHOUSE_POLICIES_DIR", str(ROOT / "policies"))
     print(f"CLEARHOUSE_HOME={os.environ['CLEARHOUSE_HOME']}")
+    print(f"CLEARHOUSE_POLICIES_DIR={os.environ['CLEARHOUSE_POLICIES_DIR']}")
     step("Initialise the registry (database, blob store, signing keys)", "init")
     for (holder, franchise), folder in prepare_files().items():
         step(f"Import {franchise} ({holder})", "assets", "import", str(folder),
@@ -65,8 +67,12 @@ def main() -> None:
         import demo_steps
 
         demo_steps.run(step, OUT)
-    print("\n\033[1mdemo finished\033[0m: run `clearhouse --help` for more, "
-          "`clearhouse serve` for the API (docs at http://127.0.0.1:8000/docs).")
+    env = (f"CLEARHOUSE_HOME={shlex.quote(os.environ['CLEARHOUSE_HOME'])} "
+           f"CLEARHOUSE_POLICIES_DIR={shlex.quote(os.environ['CLEARHOUSE_POLICIES_DIR'])}")
+    cli = shlex.quote(str(CLI))
+    print("\n\033[1mdemo finished\033[0m. The API and the console on this registry "
+          "(http://127.0.0.1:8000/console/, docs at /docs), from any folder:")
+    print(f"{env} {cli} serve")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
-from api.cli.context import JsonOpt, console, emit_json, handle_errors, open_registry
+from api.cli.context import (
+    JsonOpt,
+    announce_new_home,
+    console,
+    emit_json,
+    handle_errors,
+    open_registry,
+)
 from registry.settings import get_settings
 
 
@@ -15,10 +23,14 @@ def init(as_json: JsonOpt = False) -> None:
     """Create CLEARHOUSE_HOME: the migrated database, the blob store and local signing keys."""
     reg = open_registry()
     reg.store.root.mkdir(parents=True, exist_ok=True)
+    policies = reg.settings.policies_dir
+    if policies == reg.settings.home / "policies":
+        policies.mkdir(exist_ok=True)  # the default place for licence policy files
     info: dict[str, object] = {
         "home": str(reg.settings.home.resolve()),
         "database": reg.engine.url.render_as_string(hide_password=True),
         "blobs": str(reg.store.root.resolve()),
+        "policies": str(policies.resolve()),
     }
     try:
         from registry.provenance.keys import ensure_studio_keys
@@ -31,8 +43,8 @@ def init(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(info)
     else:
-        for k, v in info.items():
-            console.print(f"[bold]{k}[/]: {v}", highlight=False)
+        for k, v in info.items():  # soft_wrap: a path is never broken across lines
+            console.print(f"[bold]{k}[/]: {v}", highlight=False, soft_wrap=True)
 
 
 @handle_errors
@@ -51,7 +63,11 @@ def serve(
 
     from api.app import create_app
 
-    uvicorn.run(create_app(get_settings()), host=host, port=port)
+    settings = get_settings()
+    announce_new_home(settings)
+    sys.stderr.write(f"registry home {settings.home.resolve()}, policies "
+                     f"{settings.policies_dir.resolve()}\n")
+    uvicorn.run(create_app(settings), host=host, port=port)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from api.cli.context import (
     JsonOpt,
@@ -17,7 +16,9 @@ from api.cli.context import (
     err_console,
     fail,
     handle_errors,
+    make_table,
     open_registry,
+    plain,
     progress,
 )
 from registry import catalog
@@ -122,7 +123,7 @@ def list_assets(
     if as_json:
         emit_json({"items": items, "total": total, "offset": offset, "limit": limit})
         return
-    table = Table("id", "title", "kind", "size", "franchise", "tags", "sha256",
+    table = make_table("id", "title", "kind", "size", "franchise", "tags", "sha256",
                   title=f"{len(items)} of {total} assets")
     for a in items:
         table.add_row(str(a["id"]), str(a["title"]), str(a["kind"]),
@@ -145,7 +146,7 @@ def show_asset(
         emit_json(data)
     else:
         for k, v in data.items():
-            console.print(f"[bold]{k}[/]: {v}", highlight=False)
+            console.print(f"[bold]{k}[/]: {plain(v)}", highlight=False)
 
 
 @franchises_app.command("list")
@@ -159,7 +160,7 @@ def list_franchises(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({"franchises": rows})
         return
-    table = Table("id", "name", "rightsholder")
+    table = make_table("id", "name", "rightsholder")
     for r in rows:
         table.add_row(str(r["id"]), str(r["name"]), str(r["rightsholder"]))
     console.print(table)
@@ -189,7 +190,7 @@ def list_rightsholders(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({"rightsholders": rows})
         return
-    table = Table("id", "name")
+    table = make_table("id", "name")
     for r in rows:
         table.add_row(str(r["id"]), str(r["name"]))
     console.print(table)
@@ -223,7 +224,7 @@ def list_licences(
     if as_json:
         emit_json({"licences": rows})
         return
-    table = Table("id", "name", "licensor", "licensee", "valid", "policy file")
+    table = make_table("id", "name", "licensor", "licensee", "valid", "policy file")
     for r in rows:
         table.add_row(str(r["id"]), str(r["name"]), str(r["licensor"]), str(r["licensee"]),
                       f"{r['valid_from'] or '-'} .. {r['valid_to'] or '-'}",

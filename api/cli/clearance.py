@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from api.cli.context import (
     JsonOpt,
@@ -25,6 +24,7 @@ from api.cli.context import (
     emit_json,
     fail,
     handle_errors,
+    make_table,
     open_registry,
     progress,
 )
@@ -99,7 +99,7 @@ def _write_report(reg: Registry, job_id: int, fmt: str, out: Path) -> None:
 def _print_summary(report: dict[str, Any]) -> None:
     job = report["job"]
     title = f"clearance job {job['id']}: {report['dataset']['uri']}"
-    table = Table("verdict", "items", title=title)
+    table = make_table("verdict", "items", title=title)
     for verdict in clearance.Verdict:
         count = report["summary"].get(verdict.value, 0)
         style = VERDICT_STYLE[verdict.value]
@@ -196,7 +196,7 @@ def list_clearances(limit: int = 50, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({"jobs": rows})
         return
-    table = Table("id", "status", "use", "licensee", "items", "clear", "blocked", "review",
+    table = make_table("id", "status", "use", "licensee", "items", "clear", "blocked", "review",
                   "error", "certified")
     for r in rows:
         s = r["summary"]
@@ -280,7 +280,8 @@ def review_list(
     if as_json:
         emit_json({"job": job, "items": items})
         return
-    table = Table("item", "path", "verdict", "matches", title=f"job {job}: {len(items)} item(s)")
+    table = make_table("item", "path", "verdict", "matches",
+                       title=f"job {job}: {len(items)} item(s)")
     for item in items:
         matches = "; ".join(f"asset {m['asset_id']} {m['decision']}: {m['explanation']}"
                             for m in item["matches"])

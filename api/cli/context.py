@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -24,6 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,12 +60,22 @@ class Registry:
 def open_registry(*, migrate_schema: bool = True) -> Registry:
     """The registry under CLEARHOUSE_HOME, its database brought to the current schema."""
     settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    announce_new_home(settings)
     url = settings.resolved_database_url
     if migrate_schema:
         migrate(url)
     engine = make_engine(url)
     return Registry(settings, engine, make_session_factory(engine), BlobStore(settings.blobs_dir))
+
+
+def announce_new_home(settings: Settings) -> None:
+    """Create the home if it is missing, and say where (on stderr): a home that silently
+    appears in whatever folder the command ran from is how a newcomer loses a registry."""
+    if settings.home.is_dir():
+        return
+    settings.home.mkdir(parents=True, exist_ok=True)
+    sys.stderr.write(f"created a new registry home at {settings.home.resolve()} "
+                     "(set CLEARHOUSE_HOME to use another)\n")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -83,6 +95,26 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             fail(exc.message)
 
     return wrapper
+
+
+def make_table(*headers: str, title: str | None = None) -> Table:
+    """A table that fits the terminal: cells wrap, and a word too long for its column folds onto
+    the next line instead of being cut with "…" (a cut id, path or status is no use)."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def plain(value: Any) -> str:
+    """A value as a person reads it: lists joined, mappings as key=value, None as "-"."""
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={plain(v)}" for k, v in value.items()) or "-"
+    return str(value)
 
 
 def emit_json(data: Any) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from api.cli.context import (
     JsonOpt,
@@ -16,6 +15,7 @@ from api.cli.context import (
     err_console,
     fail,
     handle_errors,
+    make_table,
     open_registry,
     progress,
 )
@@ -87,7 +87,7 @@ def match(
                                "matched": sum(r.matched for r in results),
                                "errors": errors}})
     else:
-        table = Table("file", "asset", "signal", "distance", "confidence", "where")
+        table = make_table("file", "asset", "signal", "distance", "confidence", "where")
         for r in results:
             if r.error:
                 table.add_row(r.path, "[red]error[/]", "", "", "", r.error)

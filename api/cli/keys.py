@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from api.cli.context import JsonOpt, console, emit_json, handle_errors, open_registry
+from api.cli.context import JsonOpt, console, emit_json, handle_errors, make_table, open_registry
 from registry.access import Role, create_api_key, list_api_keys, revoke_api_key
 from registry.audit import record
 
@@ -52,7 +51,7 @@ def list_keys(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({"keys": rows})
         return
-    table = Table("prefix", "name", "role", "created", "revoked")
+    table = make_table("prefix", "name", "role", "created", "revoked")
     for r in rows:
         table.add_row(*(str(r[c]) for c in ("prefix", "name", "role", "created_at", "revoked")))
     console.print(table)

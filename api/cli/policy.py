@@ -8,10 +8,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.tree import Tree
 
-from api.cli.context import JsonOpt, console, emit_json, fail, handle_errors, open_registry
+from api.cli.context import (
+    JsonOpt,
+    console,
+    emit_json,
+    fail,
+    handle_errors,
+    make_table,
+    open_registry,
+)
 from registry import catalog
 from registry.audit import record
 from registry.policy import (
@@ -32,7 +39,8 @@ policy_app = typer.Typer(help="Licence policies: check, load, explain decisions,
 
 DirArg = Annotated[
     Path | None,
-    typer.Argument(help="Policies directory (default: CLEARHOUSE_POLICIES_DIR or ./policies)."),
+    typer.Argument(help="Policies directory (default: CLEARHOUSE_POLICIES_DIR, else policies/ "
+                        "in the home)."),
 ]
 DirOpt = Annotated[Path | None, typer.Option("--dir", help="Policies directory.")]
 
@@ -105,7 +113,7 @@ def list_policies(directory: DirArg = None, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({"policies": rows, "versions": [v.as_dict() for v in policy_set.versions]})
         return
-    table = Table("id", "licensor", "licensee", "period", "grants", "file", "sha256")
+    table = make_table("id", "licensor", "licensee", "period", "grants", "file", "sha256")
     for r in rows:
         grants = ", ".join(f"{g['use']}: {g['permission']}" for g in r["grants"])
         period = f"{r['from'] or '...'} to {r['to'] or '...'}"
