@@ -29,6 +29,7 @@ from api.deps import ManifestIndexDep, SessionDep, SettingsDep, requires
 from registry.access import ApiKey, Role
 from registry.errors import InvalidInput, MediaTooLarge
 from registry.provenance.c2pa_adapter import MANIFEST_STORE_TYPE
+from registry.provenance.errors import InvalidSoftBinding
 from registry.provenance.repository import (
     DEFAULT_MAX_RESULTS,
     SUPPORTED_ALGORITHMS,
@@ -40,6 +41,7 @@ from registry.provenance.repository import (
 
 router = APIRouter(prefix="/v1", tags=["soft binding resolution"])
 MAX_RESULTS_CAP = 100
+SUPPORTED_ALGS = tuple(a["alg"] for a in SUPPORTED_ALGORITHMS["fingerprints"])
 
 
 class RateLimiter:
@@ -169,17 +171,34 @@ def query_by_content(
     _: Partner,
     body: Annotated[bytes, Body(media_type="application/octet-stream")],
     max_results: MaxResults = DEFAULT_MAX_RESULTS,
-    alg: Annotated[str | None, Query(max_length=200, description="accepted, not needed: "
-                                     "every lookup of ours runs")] = None,
+    alg: Annotated[str | None, Query(max_length=200, description="a supported algorithm; every "
+                                     "lookup of ours runs whichever is named")] = None,
+    hint_alg: Annotated[str | None, Query(alias="hintAlg", max_length=200)] = None,
+    hint_value: Annotated[str | None, Query(alias="hintValue", max_length=4096)] = None,
 ) -> object:
-    """Manifest ids of this asset: the same signed file, its ISCC code, or our fingerprints."""
+    """Manifest ids of this asset: the same signed file, its ISCC code, or our fingerprints;
+    a `hintAlg`/`hintValue` binding is looked up too and its manifests merged in."""
+    if alg is not None and alg not in SUPPORTED_ALGS:
+        raise InvalidSoftBinding(f"alg: {alg!r} is not supported here (supported: "
+                                 f"{', '.join(SUPPORTED_ALGS)})", detail={"alg": alg})
+    if (hint_alg is None) != (hint_value is None):
+        raise InvalidSoftBinding("hintAlg and hintValue go together")
     if len(body) > settings.max_upload_bytes:
         raise MediaTooLarge(f"body: over the limit of {settings.max_upload_bytes} bytes")
     if not body:
         raise InvalidInput("body: send the asset's bytes (image/* or video/*)")
-    return _result(find_by_file(session, index, body, name="body",
-                                max_results=max_results, max_bytes=settings.max_upload_bytes,
-                                max_pixels=settings.max_image_pixels))
+    hinted = find_by_binding(session, index, alg=hint_alg, value=hint_value,
+                             max_results=max_results) if hint_alg and hint_value else []
+    found = find_by_file(session, index, body, name="body", max_results=max_results,
+                         max_bytes=settings.max_upload_bytes,
+                         max_pixels=settings.max_image_pixels)
+    merged = {m.manifest_id: m for m in hinted}
+    for m in found:
+        held = merged.get(m.manifest_id)
+        if held is None or m.similarity > held.similarity:
+            merged[m.manifest_id] = m
+    best = sorted(merged.values(), key=lambda m: (-m.similarity, m.distance, -m.record_id))
+    return _result(best[:max_results])
 
 
 @router.get("/manifests/{manifestId}", response_class=Response, operation_id="getManifestById",

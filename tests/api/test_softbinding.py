@@ -88,6 +88,16 @@ def test_by_content_finds_a_stripped_copy_and_not_an_unsigned_photo(
                        headers={**keys["partner"], "Content-Type": "image/jpeg"}, content=signed)
     assert same.json() == {"matches": [{"manifestId": summary["manifest_id"],
                                         "similarityScore": 100}]}
+    _, value = _soft_binding_value(signed)
+    hinted = client.post(f"/v1/matches/byContent?alg=io.iscc.v0&hintAlg=io.iscc.v0&"
+                         f"hintValue={urllib.parse.quote(value)}",
+                         headers={**keys["partner"], "Content-Type": "image/png"},
+                         content=skimage_photo("astronaut.png").read_bytes())
+    assert hinted.json()["matches"][0]["manifestId"] == summary["manifest_id"]
+    wrong_alg = client.post("/v1/matches/byContent?alg=com.example.x",
+                            headers={**keys["partner"], "Content-Type": "image/png"},
+                            content=stripped)
+    assert wrong_alg.status_code == 400
     other = client.post("/v1/matches/byContent",
                         headers={**keys["partner"], "Content-Type": "image/png"},
                         content=skimage_photo("astronaut.png").read_bytes())
