@@ -217,8 +217,17 @@ class _Table:
         if not probes or self.index.ntotal == 0:
             return []
         codes = np.frombuffer(b"".join(probes), np.uint8).reshape(len(probes), -1)
-        # faiss range_search returns distances strictly below the radius (FIELD-NOTES).
-        lims, dist, ids = self.index.range_search(codes, radius + 1)
+        # A lookup is a handful of probes: one thread. With faiss' default OpenMP threads, a
+        # probe between other work took 50 ms instead of 0.5 ms on a busy 2-core machine
+        # (bench/bench_manifest_repository.py). The setting is restored for the rest of the
+        # process.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            # faiss range_search returns distances strictly below the radius (FIELD-NOTES).
+            lims, dist, ids = self.index.range_search(codes, radius + 1)
+        finally:
+            faiss.omp_set_num_threads(threads)
         out = []
         for q in range(len(probes)):
             for j in range(lims[q], lims[q + 1]):
