@@ -134,6 +134,9 @@ def clear(
     id_column: Annotated[str, typer.Option(help="Manifest column of item ids.")] = "id",
     caption_column: Annotated[str, typer.Option(help="Manifest column of captions.")] = "caption",
     allowed_root: AllowedRootOpt = None,
+    images: Annotated[Path | None, typer.Option(
+        help="Manifest of URLs (img2dataset/LAION): the local folder of downloaded images; "
+             "rows without a local copy are listed as missing, never fetched.")] = None,
     schema: Annotated[bool, typer.Option(
         "--schema", help="Print the JSON Schema of the report and exit.")] = False,
     actor: ActorOpt = None,
@@ -173,8 +176,8 @@ def clear(
             result = clearance.clear_dataset(
                 reg.factory, dataset, use=use, licensee=licensee, model_family=model,
                 owner=_actor(actor), workers=workers, batch_size=batch_size,
-                manifest_columns=columns, item_roots=allowed_root or [], on_progress=tick,
-                **common)
+                manifest_columns=columns, item_roots=allowed_root or [], images_dir=images,
+                on_progress=tick, **common)
     if report is not None:
         _write_report(reg, result.job_id, fmt, report)
     if as_json:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fnmatch
 import hashlib
 import json
 import os
@@ -29,13 +30,13 @@ import re
 import tarfile
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from registry.errors import InvalidInput, MediaTooLarge
 
-DatasetKind = Literal["folder", "archive", "webdataset", "manifest"]
+DatasetKind = Literal["folder", "archive", "webdataset", "manifest", "croissant"]
 LocatorKind = Literal["file", "tar", "zip", "invalid"]
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".parquet")
@@ -45,6 +46,12 @@ HF_METADATA_NAMES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
 HF_CAPTION_COLUMNS = ("text", "caption")
 # A manifest path naming a member inside an archive: `shards/train-000.tar::0001.jpg`.
 MEMBER_SEPARATOR = "::"
+# img2dataset / LAION manifests: the URL and caption columns (either spelling).
+URL_COLUMNS = ("url", "URL")
+CAPTION_COLUMNS = ("caption", "TEXT", "text")
+MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".mp4",
+                  ".mov", ".webm", ".mkv")
+CROISSANT_SUFFIXES = (".json", ".jsonld")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 # Sidecar members of a WebDataset sample (or of a folder image): metadata, not items.
 SIDECAR_SUFFIXES = (".txt", ".caption", ".json", ".cls")
@@ -99,7 +106,10 @@ class Dataset:
         elif self.kind == "webdataset":
             found = []
             for shard in _shard_paths(self.uri):
-                found.extend(_archive_items(shard, prefix=f"{shard.name}/"))
+                found.extend(_with_shard_metadata(
+                    _archive_items(shard, prefix=f"{shard.name}/"), shard))
+        elif self.kind == "croissant":
+            found = list(_croissant_items(Path(self.uri), self.allowed_roots))
         else:
             found = list(_manifest_items(Path(self.uri), self.options, self.allowed_roots))
             return found  # manifest order is the submitter's order; keys are already unique
@@ -150,8 +160,14 @@ def open_dataset(
     path_column: str = "path",
     id_column: str = "id",
     caption_column: str = "caption",
+    images_dir: Path | None = None,
 ) -> Dataset:
     """Recognise the dataset at `path`.
+
+    `images_dir` (a manifest of URLs, img2dataset or LAION style): the local folder holding the
+    downloaded images; a row is matched to its file by the img2dataset key, by the URL recorded in
+    the sample's `.json`, or by a `sha256` column. Rows with no local copy become error items
+    ("missing: ..."); nothing is fetched.
 
     `allowed_roots`: when given (the API), the dataset itself must lie under one of them, and so
     must every path a manifest names; when None (the CLI), a manifest may name files under its
@@ -163,8 +179,14 @@ def open_dataset(
     for extra in item_roots:
         if not Path(extra).is_dir():
             raise InvalidInput(f"{extra}: allowed root is not a folder")
+    if images_dir is not None:
+        if not Path(images_dir).is_dir():
+            raise InvalidInput(f"{images_dir}: image folder not found")
+        if allowed_roots is not None:
+            check_allowed(Path(images_dir), allowed_roots)
     roots = tuple(dict.fromkeys(
-        str(Path(r).resolve()) for r in [*(allowed_roots or ()), *item_roots]))
+        str(Path(r).resolve()) for r in [*(allowed_roots or ()), *item_roots,
+                                         *([images_dir] if images_dir else [])]))
     if _BRACE.search(text):
         shards = _shard_paths(text)
         for shard in shards:
@@ -183,18 +205,26 @@ def open_dataset(
     name = resolved.name.lower()
     if resolved.is_dir():
         files = [p for p in resolved.iterdir() if p.is_file() and not p.name.startswith(".")]
-        if files and all(p.name.lower().endswith(".tar") for p in files):
+        tars = {p.name[:-4] for p in files if p.name.lower().endswith(".tar")}
+        # WebDataset shards, each optionally with its parquet metadata (`train-000.parquet`).
+        if tars and all(p.name.lower().endswith(".tar") or (
+                p.suffix.lower() == ".parquet" and p.stem in tars) for p in files):
             return Dataset(str(resolved), "webdataset", {}, roots)
         return Dataset(str(resolved), "folder", {}, roots)
     if name.endswith(MANIFEST_SUFFIXES):
-        options = {"path_column": path_column, "id_column": id_column,
-                   "caption_column": caption_column}
+        options: dict[str, Any] = {"path_column": path_column, "id_column": id_column,
+                                   "caption_column": caption_column}
+        if images_dir is not None:
+            options["images_dir"] = str(Path(images_dir).resolve())
         return Dataset(str(resolved), "manifest", options, roots)
+    if name.endswith(CROISSANT_SUFFIXES):
+        _croissant_document(resolved)  # refuse anything that is not Croissant JSON-LD now
+        return Dataset(str(resolved), "croissant", {}, roots)
     if name.endswith(TAR_SUFFIXES) or name.endswith(".zip"):
         return Dataset(str(resolved), "archive", {}, roots)
     raise InvalidInput(
-        f"{source}: not a dataset (expected a folder, a .tar/.zip archive, WebDataset shards or a "
-        f"{'/'.join(MANIFEST_SUFFIXES)} manifest)"
+        f"{source}: not a dataset (expected a folder, a .tar/.zip archive, WebDataset shards, a "
+        f"{'/'.join(MANIFEST_SUFFIXES)} manifest or a Croissant JSON-LD file)"
     )
 
 
@@ -425,8 +455,16 @@ def _manifest_items(
     id_column = str(options.get("id_column") or "id")
     caption_column = str(options.get("caption_column") or "caption")
     roots = [manifest.parent.resolve(), *(Path(r) for r in allowed_roots)]
+    images = options.get("images_dir")
+    cache = _ImageCache(Path(images)) if images else None
     seen: dict[str, int] = {}
     for number, row in enumerate(_manifest_rows(manifest), start=1):
+        if cache is not None and path_column not in row:
+            item = _cached_row(row, number, cache, id_column, caption_column)
+            count = seen.get(item.key, 0) + 1
+            seen[item.key] = count
+            yield item if count == 1 else replace(item, key=f"{item.key}#{count}")
+            continue
         if path_column not in row:
             raise InvalidInput(
                 f"{manifest}: row {number} has no {path_column!r} column "
@@ -439,7 +477,7 @@ def _manifest_items(
         key = raw if count == 1 else f"{raw}#{count}"
         item_id = row.get(id_column)
         caption = row.get(caption_column)
-        url = row.get("url")
+        url = next((row[c] for c in URL_COLUMNS if row.get(c) not in (None, "")), None)
         is_url = bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", raw))
         extra = {
             "item_id": None if item_id is None else str(item_id),
@@ -468,6 +506,87 @@ def _manifest_items(
         yield DatasetItem(key, raw, Locator("file", str(resolved)), **extra)
 
 
+class _ImageCache:
+    """The local folder of an img2dataset download (or any folder of images), indexed on first
+    use: by file stem (the img2dataset key), by the URL in each sample's `.json` sidecar, and,
+    only if a row asks, by sha256 of every file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._by_key: dict[str, Path] | None = None
+        self._by_url: dict[str, Path] = {}
+        self._by_sha: dict[str, Path] | None = None
+
+    def _index(self) -> dict[str, Path]:
+        if self._by_key is None:
+            self._by_key = {}
+            for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                here = Path(dirpath)
+                for name in sorted(filenames):
+                    full = here / name
+                    if name.lower().endswith(MEDIA_SUFFIXES) and not full.is_symlink():
+                        self._by_key.setdefault(full.stem, full)
+                for name in sorted(filenames):
+                    if name.lower().endswith(".json"):
+                        self._read_sidecar(here / name)
+        return self._by_key
+
+    def _read_sidecar(self, sidecar: Path) -> None:
+        try:
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return
+        url = data.get("url") if isinstance(data, dict) else None
+        image = (self._by_key or {}).get(sidecar.stem)
+        if isinstance(url, str) and image is not None and image.parent == sidecar.parent:
+            self._by_url.setdefault(url, image)
+
+    def by_key(self, key: str) -> Path | None:
+        return self._index().get(key)
+
+    def by_url(self, url: str) -> Path | None:
+        self._index()
+        return self._by_url.get(url)
+
+    def by_sha(self, sha256: str) -> Path | None:
+        if self._by_sha is None:
+            self._by_sha = {}
+            for path in self._index().values():
+                got = read_item(DatasetItem("", str(path), Locator("file", str(path))),
+                                max_bytes=1 << 62)
+                if got.sha256:
+                    self._by_sha.setdefault(got.sha256, path)
+        return self._by_sha.get(sha256.lower())
+
+
+def _cached_row(row: dict[str, Any], number: int, cache: _ImageCache, id_column: str,
+                caption_column: str) -> DatasetItem:
+    """A manifest row naming a URL (no path): its local copy in the image cache, or an error
+    item saying it is missing (never fetched)."""
+    url = next((str(row[c]) for c in URL_COLUMNS if row.get(c) not in (None, "")), None)
+    caption = next((row[c] for c in (caption_column, *CAPTION_COLUMNS)
+                    if row.get(c) not in (None, "")), None)
+    key_value = row.get("key")
+    item_id = row.get(id_column, key_value)
+    key = url or (str(key_value) if key_value is not None else f"row {number}")
+    found = None
+    if key_value not in (None, ""):
+        found = cache.by_key(str(key_value))
+    if found is None and url:
+        found = cache.by_url(url)
+    sha = row.get("sha256")
+    if found is None and isinstance(sha, str) and len(sha) == 64:
+        found = cache.by_sha(sha)
+    extra = {"item_id": None if item_id is None else str(item_id),
+             "caption": None if caption is None else str(caption), "url": url}
+    if found is None:
+        reason = f"missing: no local copy of {url or key} in the image folder (not fetched)"
+        return DatasetItem(key, url or key, Locator("invalid", url or key, reason=reason),
+                           **extra)
+    return DatasetItem(key, str(found), Locator("file", str(found.resolve())), **extra)
+
+
 def _member_locator(archive: Path, member: str) -> Locator:
     """A manifest row naming `archive::member` (the form `clearances export --format manifest`
     writes for items of archives and WebDataset shards)."""
@@ -479,6 +598,133 @@ def _member_locator(archive: Path, member: str) -> Locator:
     if archive.name.lower().endswith(TAR_SUFFIXES):
         return Locator("tar", str(archive), member=member, offset=-1)
     return Locator("invalid", str(archive), reason="'::' names a member of a non-archive file")
+
+
+def _with_shard_metadata(items: Iterator[DatasetItem], shard: Path) -> Iterator[DatasetItem]:
+    """WebDataset shards with per-shard parquet metadata (`train-000.parquet` next to
+    `train-000.tar`, img2dataset's layout): captions and URLs by sample key."""
+    meta_file = shard.with_suffix(".parquet")
+    if not meta_file.is_file():
+        yield from items
+        return
+    by_key: dict[str, dict[str, Any]] = {}
+    for row in _manifest_rows(meta_file):
+        if row.get("key") not in (None, ""):
+            by_key[str(row["key"])] = row
+    for item in items:
+        sample = (item.item_id or "").removeprefix(f"{shard.name}/")
+        meta = by_key.get(sample)
+        if meta is None:
+            yield item
+            continue
+        caption = item.caption or next((str(meta[c]) for c in CAPTION_COLUMNS
+                                        if meta.get(c) not in (None, "")), None)
+        url = next((str(meta[c]) for c in URL_COLUMNS if meta.get(c) not in (None, "")), None)
+        yield replace(item, caption=caption, url=url)
+
+
+# --- Croissant ---------------------------------------------------------------------------------
+
+
+def _croissant_document(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: not a readable JSON-LD file ({exc})") from exc
+    context = json.dumps(data.get("@context", "")) if isinstance(data, dict) else ""
+    if not isinstance(data, dict) or "croissant" not in context.lower() or not isinstance(
+            data.get("distribution"), list):
+        raise InvalidInput(f"{path}: not a Croissant dataset description (JSON-LD with the "
+                           "mlcommons croissant @context and a distribution list)")
+    return data
+
+
+def _types(entry: dict[str, Any]) -> set[str]:
+    kinds = entry.get("@type")
+    values = kinds if isinstance(kinds, list) else [kinds]
+    return {str(v).rsplit(":", 1)[-1] for v in values if v}
+
+
+def _ref(value: Any) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    return [str(v.get("@id")) if isinstance(v, dict) else str(v) for v in values if v]
+
+
+def _croissant_items(path: Path, allowed_roots: Sequence[str]) -> Iterator[DatasetItem]:
+    """Items of a Croissant JSON-LD description: each FileObject that is a local image or video,
+    each member of a local archive FileObject matched by a FileSet's `includes`, and each local
+    file a FileSet without an archive names. `contentUrl`s must resolve inside the Croissant
+    file's folder (or the allowed roots); remote URLs are error items (no network)."""
+    data = _croissant_document(path)
+    base = path.parent.resolve()
+    roots = [base, *(Path(r) for r in allowed_roots)]
+    objects: dict[str, dict[str, Any]] = {}
+    sets = []
+    for entry in data["distribution"]:
+        if not isinstance(entry, dict):
+            continue
+        if "FileObject" in _types(entry):
+            objects[str(entry.get("@id") or entry.get("name"))] = entry
+        elif "FileSet" in _types(entry):
+            sets.append(entry)
+    containers = {ref for fs in sets for ref in _ref(fs.get("containedIn"))}
+
+    def local(entry: dict[str, Any]) -> tuple[Path | None, str | None]:
+        url = str(entry.get("contentUrl") or "")
+        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+            return None, "remote URLs are not read (no network); give a local path"
+        candidate = (base / url).resolve()
+        if not url or not any(_is_within(candidate, root) for root in roots):
+            return None, "contentUrl is outside the Croissant file's folder and the allowed roots"
+        if not candidate.exists():
+            return None, "contentUrl names no file"
+        return candidate, None
+
+    for object_id, entry in objects.items():
+        if object_id in containers:
+            continue
+        url = str(entry.get("contentUrl") or object_id)
+        fmt = str(entry.get("encodingFormat") or "")
+        media = fmt.startswith(("image/", "video/")) or url.lower().endswith(MEDIA_SUFFIXES)
+        if not media:
+            continue  # metadata (CSV, JSON, Parquet) describing records, not an item
+        found, reason = local(entry)
+        if found is None:
+            yield DatasetItem(url, url, Locator("invalid", url, reason=reason))
+        else:
+            yield DatasetItem(url, str(found), Locator("file", str(found)))
+    for fileset in sets:
+        patterns = [str(p) for p in (fileset.get("includes") or ["*"])] if not isinstance(
+            fileset.get("includes"), str) else [str(fileset["includes"])]
+        parents = _ref(fileset.get("containedIn"))
+        for parent_id in parents:
+            parent = objects.get(parent_id)
+            if parent is None:
+                continue
+            found, reason = local(parent)
+            label = str(parent.get("contentUrl") or parent_id)
+            if found is None:
+                yield DatasetItem(label, label, Locator("invalid", label, reason=reason))
+                continue
+            if found.is_dir():
+                for file in sorted(found.rglob("*")):
+                    rel = file.relative_to(found).as_posix()
+                    if file.is_file() and any(fnmatch.fnmatch(rel, p) for p in patterns):
+                        key = f"{label.rstrip('/')}/{rel}"
+                        yield DatasetItem(key, str(file), Locator("file", str(file.resolve())))
+                continue
+            for item in _archive_items(found, prefix=f"{label}/"):
+                member = item.key.removeprefix(f"{label}/")
+                if any(fnmatch.fnmatch(member, p) for p in patterns):
+                    yield item
+        if not parents:
+            for pattern in patterns:
+                for file in sorted(base.glob(pattern)):
+                    resolved = file.resolve()
+                    if not file.is_file() or not any(_is_within(resolved, r) for r in roots):
+                        continue
+                    rel = file.relative_to(base).as_posix()
+                    yield DatasetItem(rel, str(file), Locator("file", str(resolved)))
 
 
 # --- reading one item -----------------------------------------------------------------------

@@ -238,7 +238,8 @@ REPORT_SCHEMA: dict[str, Any] = {
             "required": ["uri", "kind", "digest", "items"],
             "properties": {
                 "uri": {"type": "string"},
-                "kind": {"enum": ["folder", "archive", "webdataset", "manifest"]},
+                "kind": {"enum": ["folder", "archive", "webdataset", "manifest",
+                                          "croissant"]},
                 "digest": {"type": ["object", "null"],
                            "description": "sha256 over the sorted per-item sha256 digests, "
                            "newline-joined"},

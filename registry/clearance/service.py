@@ -166,13 +166,14 @@ def clear_dataset(
     batch_size: int = DEFAULT_BATCH_SIZE,
     allowed_roots: Sequence[Path] | None = None,
     item_roots: Sequence[Path] = (),
+    images_dir: Path | None = None,
     manifest_columns: dict[str, str] | None = None,
     fingerprint: bool = True,
     on_progress: ProgressFn | None = None,
 ) -> Clearance:
     """Submit, run and report a clearance in one call (the CLI, the demo and tests use it)."""
     opened = open_dataset(dataset, allowed_roots=allowed_roots, item_roots=item_roots,
-                          **(manifest_columns or {}))
+                          images_dir=images_dir, **(manifest_columns or {}))
     with session_scope(factory) as session:
         job_id = submit_job(session, dataset=opened, use=use, licensee=licensee,
                             model_family=model_family, owner=owner, workers=workers,
