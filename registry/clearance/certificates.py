@@ -8,6 +8,8 @@ Format (readable by supply-chain tools that speak in-toto/DSSE):
                      "sig": base64(DER ECDSA P-256 / SHA-256 signature over PAE),
                      "cert": PEM chain, signing certificate first}]}
 
+The envelope is made and its signature checked with securesystemslib (`dsse.Envelope`,
+`CryptoSigner`, `SSlibKey`); the chain check and the statement checks are ours.
 The signature covers DSSE's pre-authentication encoding, PAE(type, body) =
 `DSSEv1 SP len(type) SP type SP len(body) SP body` (lengths in ASCII decimal). DSSE itself leaves
 key distribution open; like sigstore bundles we ship the X.509 chain with the signature, in the
@@ -33,9 +35,15 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import UnverifiedSignatureError, VerificationError
+from securesystemslib.signer import (  # type: ignore[attr-defined]  # no __all__ upstream
+    CryptoSigner,
+    Signature,
+    SSlibKey,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -64,9 +72,8 @@ PREFIX_HEX = 16  # 64 bits of each cleared item's sha256: enough to name what di
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding."""
-    kind = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+    """DSSE v1 pre-authentication encoding (securesystemslib's)."""
+    return Envelope(payload, payload_type, {}).pae()
 
 
 def _keyid(cert: x509.Certificate) -> str:
@@ -79,19 +86,17 @@ def _keyid(cert: x509.Certificate) -> str:
 def sign_statement(
     statement: dict[str, Any], *, private_key: ec.EllipticCurvePrivateKey, chain_pem: bytes
 ) -> dict[str, Any]:
-    """Wrap `statement` in a DSSE envelope signed with `private_key` (ECDSA P-256, SHA-256)."""
+    """Wrap `statement` in a DSSE envelope signed with `private_key` (ECDSA P-256, SHA-256),
+    made by securesystemslib; the signature entry carries the PEM chain in `cert`."""
     payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
-    signature = private_key.sign(pae(PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256()))
     cert = x509.load_pem_x509_certificates(chain_pem)[0]
-    return {
-        "payloadType": PAYLOAD_TYPE,
-        "payload": base64.b64encode(payload).decode(),
-        "signatures": [{
-            "keyid": _keyid(cert),
-            "sig": base64.b64encode(signature).decode(),
-            "cert": chain_pem.decode(),
-        }],
-    }
+    public = SSlibKey.from_crypto(private_key.public_key(), keyid=_keyid(cert),
+                                  scheme="ecdsa-sha2-nistp256")
+    envelope = Envelope(payload, PAYLOAD_TYPE, {})
+    signature = envelope.sign(CryptoSigner(private_key, public))
+    signature.unrecognized_fields["cert"] = chain_pem.decode()
+    data: dict[str, Any] = envelope.to_dict()
+    return data
 
 
 def _public_key(key: str) -> str:
@@ -385,12 +390,15 @@ def verify_certificate(
             reasons.append("signing certificate does not hold an ECDSA key")
             continue
         try:
-            signature = base64.b64decode(str(entry["sig"]), validate=True)
-            key.verify(signature, pae(PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256()))
+            raw = base64.b64decode(str(entry["sig"]), validate=True)
         except (binascii.Error, ValueError):
             reasons.append("signature is not valid base64")
             continue
-        except InvalidSignature:
+        keyid = _keyid(leaf)
+        try:
+            SSlibKey.from_crypto(key, keyid=keyid, scheme="ecdsa-sha2-nistp256").verify_signature(
+                Signature(keyid, raw.hex()), pae(PAYLOAD_TYPE, payload))
+        except (UnverifiedSignatureError, VerificationError):
             reasons.append("signature does not match the payload (the certificate was altered)")
             continue
         signer = leaf.subject.rfc4514_string()
