@@ -19,6 +19,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from registry.vocabulary import most_restrictive as most_restrictive_permission
+
 DMI_PREFIX = "http://ns.useplus.org/ldf/vocab/"
 _DMI = re.compile(rb"plus:DataMining\s*(?:=\s*[\"']|>\s*)(?:<rdf:[^>]*>\s*)?([^\"'<\s]+)")
 _TDM_RESERVATION = re.compile(rb"tdm:reservation\s*(?:=\s*[\"']|>\s*)([01])")
@@ -43,7 +45,6 @@ _DMI_PERMISSIONS: dict[str, dict[str, str]] = {
     "DMI-PROHIBITED-SEEEMBEDDEDRIGHTSEXPR": dict.fromkeys(
         ("ai_training", "ai_generative_training", "ai_inference", "data_mining"), "constrained"),
 }
-RESTRICTIVENESS = {"allowed": 0, "constrained": 1, "notAllowed": 2}
 
 
 def _xmp_signals(data: bytes, use: str) -> list[dict[str, Any]]:
@@ -109,4 +110,5 @@ def most_restrictive(signals: list[dict[str, Any]]) -> str | None:
     """The most restrictive permission among `signals` (None when there is none)."""
     if not signals:
         return None
-    return max((str(s["permission"]) for s in signals), key=lambda p: RESTRICTIVENESS.get(p, 1))
+    worst = most_restrictive_permission(str(s["permission"]) for s in signals)
+    return None if worst is None else worst.value

@@ -43,11 +43,11 @@ from registry.clearance.optout import most_restrictive, read_opt_out_signals
 from registry.db import make_engine, session_scope, utcnow
 from registry.errors import Conflict, InvalidInput, NotFound, RegistryError
 from registry.fingerprint import find_in_catalog
+from registry.vocabulary import USES
 
 log = logging.getLogger("clearhouse.clearance")
 THUMBNAIL_PX = 160
 DEFAULT_BATCH_SIZE = 16
-USES = ("ai_training", "ai_generative_training", "ai_inference", "data_mining")
 EXACT_SIGNAL = "sha256"
 
 

@@ -10,28 +10,15 @@ with `licensor` optionally given once at the top for all of them.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from registry.vocabulary import Permission as Permission  # defined once for every area
+from registry.vocabulary import Use as Use
+
 POLICY_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 SHA256_LENGTH = 64
-
-
-class Use(enum.StrEnum):
-    """The C2PA / CAWG training-and-data-mining uses."""
-
-    ai_training = "ai_training"
-    ai_generative_training = "ai_generative_training"
-    ai_inference = "ai_inference"
-    data_mining = "data_mining"
-
-
-class Permission(enum.StrEnum):
-    allowed = "allowed"
-    notAllowed = "notAllowed"
-    constrained = "constrained"
 
 
 class _Strict(BaseModel):

@@ -15,26 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from registry.errors import InvalidInput
+from registry.vocabulary import RESTRICTIVENESS as RESTRICTIVENESS  # the shared vocabulary
+from registry.vocabulary import USES as USES
+from registry.vocabulary import Permission as Permission
+from registry.vocabulary import most_restrictive as most_restrictive_permission
 
 CAWG_LABEL = "cawg.training-mining"
 C2PA_LABEL = "c2pa.training-mining"  # C2PA 1.x; read only
 LABELS = (CAWG_LABEL, C2PA_LABEL)
 OUR_NAMESPACE = "com.clearhouse."
-USES = ("ai_training", "ai_generative_training", "ai_inference", "data_mining")
-
-
-class Permission(StrEnum):
-    allowed = "allowed"
-    notAllowed = "notAllowed"  # the vocabulary's own spelling
-    constrained = "constrained"
-
-
-# Higher is more restrictive.
-RESTRICTIVENESS = {Permission.allowed: 0, Permission.constrained: 1, Permission.notAllowed: 2}
 
 
 @dataclass(frozen=True)
@@ -52,7 +44,8 @@ def most_restrictive(items: Iterable[UsePermission]) -> UsePermission | None:
     items = list(items)
     if not items:
         return None
-    worst = max(items, key=lambda p: RESTRICTIVENESS[p.permission])
+    worst_permission = most_restrictive_permission(p.permission for p in items)
+    worst = next(p for p in items if p.permission == worst_permission)
     infos = sorted({p.constraint_info for p in items
                     if p.permission == worst.permission and p.constraint_info})
     return UsePermission(worst.use, worst.permission, "; ".join(infos) or None)
