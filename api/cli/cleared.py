@@ -12,8 +12,7 @@ import typer
 from api.cli import clearance as clearance_cli
 from api.cli.context import JsonOpt, console, emit_json, fail, handle_errors, open_registry
 from registry import clearance
-from registry.clearance.export import EXPORT_FORMATS, export_cleared
-from registry.clearance.summary import build_eu_summary, render_markdown
+from registry.clearance import EXPORT_FORMATS, build_eu_summary, export_cleared, render_markdown
 
 
 @handle_errors
@@ -71,7 +70,31 @@ def summary(
         out.write_text(text, encoding="utf-8")
 
 
+@handle_errors
+def verdict(
+    job: int,
+    ref: Annotated[str, typer.Argument(help="Item key, URL or content sha256.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The verdict of the items of JOB with this key, URL or sha256 (exit 1 if none)."""
+    from registry.clearance.reports import item_dict
+
+    reg = open_registry()
+    with reg.session() as session:
+        clearance.get_job(session, job)
+        items = [item_dict(i) for i in clearance.find_items(session, job, ref)]
+    if not items:
+        fail(f"no item of clearance job {job} has the key, URL or sha256 {ref!r}")
+    if as_json:
+        emit_json({"job": job, "ref": ref, "items": items})
+        return
+    for item in items:
+        console.print(f"{item['verdict']:>7} {item['key']}  sha256 {item['sha256']}"
+                      + (f"  url {item['url']}" if item["url"] else ""), highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `clearances export` and `summary` to the root app."""
+    """Add `clearances export|verdict` and `summary` to the root app."""
     clearance_cli.clearances_app.command("export")(export)
+    clearance_cli.clearances_app.command("verdict")(verdict)
     app.command("summary")(summary)

@@ -20,8 +20,8 @@ from starlette.background import BackgroundTask
 from api.deps import SessionDep, SettingsDep, requires
 from api.routers.clearance import _job_for
 from registry.access import ApiKey, Role
-from registry.clearance.export import export_cleared
-from registry.clearance.summary import build_eu_summary, render_markdown
+from registry.clearance import build_eu_summary, export_cleared, find_items, render_markdown
+from registry.errors import NotFound
 
 router = APIRouter(prefix="/v1", tags=["clearance"])
 Reader = Annotated[ApiKey, Depends(requires(Role.ml, Role.legal))]
@@ -63,6 +63,21 @@ def export_clearance(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+@router.get("/clearances/{job_id}/verdicts")
+def verdicts_by_ref(
+    job_id: int, session: SessionDep, key: Reader,
+    ref: str = Query(min_length=1, max_length=4000, description="item key, URL or sha256"),
+) -> dict[str, Any]:
+    """The items of a job with this key, URL or content sha256, with their verdicts."""
+    from registry.clearance.reports import item_dict
+
+    _job_for(session, job_id, key)
+    items = [item_dict(i) for i in find_items(session, job_id, ref)]
+    if not items:
+        raise NotFound("clearance item", ref)
+    return {"job": job_id, "ref": ref, "items": items}
 
 
 @router.get("/summaries/eu-training-content")

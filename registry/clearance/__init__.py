@@ -23,6 +23,7 @@ from registry.clearance.datasets import (
     open_dataset,
     read_item,
 )
+from registry.clearance.export import EXPORT_FORMATS, ExportResult, export_cleared
 from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Verdict
 from registry.clearance.queries import (
     ItemPage,
@@ -54,14 +55,18 @@ from registry.clearance.service import (
     Clearance,
     clear_dataset,
     exit_code_for,
+    find_items,
     get_item,
     list_items,
     list_jobs,
     resume_job,
     review_item,
 )
+from registry.clearance.summary import EU_SUMMARY_SCHEMA, build_eu_summary, render_markdown
 
 __all__ = [
+    "EU_SUMMARY_SCHEMA",
+    "EXPORT_FORMATS",
     "PAYLOAD_TYPE",
     "PREDICATE_TYPE",
     "REPORT_FORMATS",
@@ -72,17 +77,21 @@ __all__ = [
     "ClearanceJob",
     "Dataset",
     "DatasetItem",
+    "ExportResult",
     "ItemPage",
     "JobStatus",
     "LegalNow",
     "QueueEntry",
     "Verdict",
     "WorkerConfig",
+    "build_eu_summary",
     "build_report",
     "clear_dataset",
     "comparable",
     "compute_dataset_digest",
     "exit_code_for",
+    "export_cleared",
+    "find_items",
     "get_item",
     "get_job",
     "issue_certificate",
@@ -95,6 +104,7 @@ __all__ = [
     "pae",
     "page_items",
     "read_item",
+    "render_markdown",
     "render_report",
     "report_digest",
     "resume_job",

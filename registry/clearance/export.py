@@ -10,8 +10,8 @@ result counts what was left out and why.
 
 Formats:
 - `manifest`: a CSV, JSONL or Parquet file (by `out`'s suffix) with the columns `key`, `path`,
-  `sha256`, `verdict`, `id`, `caption`; `path` is the item's file, or `archive::member` for an item
-  inside a tar/zip archive or WebDataset shard (the manifest reader understands both forms). Only
+  `sha256`, `verdict`, `id`, `caption`, `url`; `path` is the item's file, or `archive::member` for
+  an item inside a tar/zip archive or WebDataset shard (the manifest reader reads both). Only
   this format may list other verdicts (`verdicts=("blocked",)`, say, for the list compliance
   keeps); training copies hold cleared items only.
 - `webdataset`: a folder of uncompressed shards `cleared-000000.tar`, ... (`shard_items` samples
@@ -55,7 +55,7 @@ from registry.errors import Conflict, InvalidInput
 
 EXPORT_FORMATS = ("manifest", "webdataset", "hf")
 MANIFEST_TYPES = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-MANIFEST_COLUMNS = ("key", "path", "sha256", "verdict", "id", "caption")
+MANIFEST_COLUMNS = ("key", "path", "sha256", "verdict", "id", "caption", "url")
 DEFAULT_SHARD_ITEMS = 1000
 SUBSET_DIGEST_METHOD = ("sha256 over the sorted sha256 hex digests of the cleared items "
                         "(verdict clear after review), newline-joined")
@@ -159,7 +159,7 @@ def _read_checked(entry: _Row, max_bytes: int) -> bytes:
 
 def _meta(row: ClearanceItem, job_id: int) -> dict[str, Any]:
     return {"key": row.item_key, "sha256": row.sha256, "verdict": row.verdict,
-            "id": row.item_id, "caption": row.caption, "job": job_id}
+            "id": row.item_id, "caption": row.caption, "url": row.url, "job": job_id}
 
 
 def _write_manifest(entries: Sequence[_Row], target: Path, kind: str, max_bytes: int) -> None:
@@ -169,7 +169,8 @@ def _write_manifest(entries: Sequence[_Row], target: Path, kind: str, max_bytes:
             _read_checked(entry, max_bytes)  # never list a cleared item whose bytes changed
         records.append({"key": entry.row.item_key, "path": _source_path(entry.source),
                         "sha256": entry.row.sha256, "verdict": entry.row.verdict,
-                        "id": entry.row.item_id, "caption": entry.row.caption})
+                        "id": entry.row.item_id, "caption": entry.row.caption,
+                        "url": entry.row.url})
     if kind == "jsonl":
         with open(target, "w", encoding="utf-8") as fh:
             for record in records:
@@ -227,7 +228,8 @@ def _write_hf(entries: Sequence[_Row], folder: Path, job_id: int, max_bytes: int
         files.append(f"train/{file_name}")
         lines.append(json.dumps({"file_name": file_name, "text": entry.row.caption,
                                  "clearhouse_key": entry.row.item_key,
-                                 "sha256": entry.row.sha256, "id": entry.row.item_id},
+                                 "sha256": entry.row.sha256, "id": entry.row.item_id,
+                                 "url": entry.row.url},
                                 ensure_ascii=False))
     (split / "metadata.jsonl").write_text("".join(line + "\n" for line in lines),
                                           encoding="utf-8")

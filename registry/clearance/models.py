@@ -88,6 +88,7 @@ class ClearanceItem(Base):
     path: Mapped[str] = mapped_column(Text)
     item_id: Mapped[str | None] = mapped_column(String(500), default=None)  # manifest id column
     caption: Mapped[str | None] = mapped_column(Text, default=None)
+    url: Mapped[str | None] = mapped_column(Text, default=None)  # where the dataset says it is from
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     size_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
     machine_verdict: Mapped[str] = mapped_column(String(16))  # as the engine decided

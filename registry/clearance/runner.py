@@ -76,6 +76,7 @@ class ItemOutcome:
     error: str | None = None
     thumbnail: bytes | None = None
     signals: list[dict[str, Any]] = field(default_factory=list)  # opt-out signals for the use
+    url: str | None = None  # the item's URL, when the dataset gives one
 
 
 # --- worker side -----------------------------------------------------------------------------
@@ -161,7 +162,8 @@ def process_batch(batch: Sequence[tuple[int, DatasetItem]]) -> list[ItemOutcome]
     outcomes = []
     for seq, item, got in read:
         base = ItemOutcome(seq=seq, key=item.key, path=item.path, item_id=item.item_id,
-                           caption=item.caption, sha256=got.sha256, size=got.size)
+                           caption=item.caption, sha256=got.sha256, size=got.size,
+                           url=item.url)
         try:
             outcomes.append(_match_item(base, got.data, got.error, exact, matcher, config))
         except Exception as exc:  # one undecodable item must not stop a 10,000-item job
@@ -388,7 +390,7 @@ def _commit_batch(
                 matches.append({**m, **decider.decide(session, int(m["asset_id"]))})
             verdict = verdict_for(o.error, matches, o.signals).value
             session.add(ClearanceItem(
-                job_id=job_id, item_key=o.key, seq=o.seq, path=o.path, item_id=o.item_id,
+                job_id=job_id, item_key=o.key, seq=o.seq, path=o.path, item_id=o.item_id, url=o.url,
                 caption=o.caption, sha256=o.sha256, size_bytes=o.size, machine_verdict=verdict,
                 verdict=verdict, matches=matches, error=o.error, thumbnail=o.thumbnail,
                 signals=o.signals,

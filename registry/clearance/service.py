@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.audit import record
@@ -51,9 +51,27 @@ def get_item(session: Session, job_id: int, item: int | str) -> ClearanceItem:
         if found is not None:
             return found
     found = session.scalar(query.where(ClearanceItem.item_key == str(item)))
-    if found is None:
+    if found is not None:
+        return found
+    matches = find_items(session, job_id, str(item))
+    if len(matches) > 1:
+        raise Conflict(f"{len(matches)} items of clearance job {job_id} have {item!r}; name one "
+                       "by its item number or key", detail={"keys": [m.item_key for m in
+                                                                      matches[:20]]})
+    if not matches:
         raise NotFound("clearance item", item)
-    return found
+    return matches[0]
+
+
+def find_items(session: Session, job_id: int, ref: str) -> list[ClearanceItem]:
+    """Items of a job by item key, URL or content sha256 (verdicts are keyed by all three), in
+    dataset order."""
+    ref = ref.strip()
+    condition = or_(ClearanceItem.item_key == ref, ClearanceItem.url == ref)
+    if len(ref) == 64 and all(c in "0123456789abcdefABCDEF" for c in ref):
+        condition = or_(condition, ClearanceItem.sha256 == ref.lower())
+    return list(session.scalars(select(ClearanceItem).where(
+        ClearanceItem.job_id == job_id, condition).order_by(ClearanceItem.seq)))
 
 
 def list_items(

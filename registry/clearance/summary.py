@@ -214,9 +214,10 @@ def build_eu_summary(session: Session, jobs: Sequence[ClearanceJob]) -> dict[str
         licensed.extend(cleared)
         for row in cleared:
             source = items.get(row.item_key)
-            if source is not None and source.url:
+            url = row.url or (source.url if source is not None else None)
+            if url:
                 with_url += 1
-                host = (urlsplit(source.url).hostname or "").lower().removeprefix("www.")
+                host = (urlsplit(url).hostname or "").lower().removeprefix("www.")
                 if host:
                     domains[host] += 1
         for row in rows:

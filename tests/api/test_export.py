@@ -48,13 +48,22 @@ def test_the_cleared_subset_downloads_as_a_manifest_a_shard_or_an_imagefolder(
     assert blocked.status_code == 422 and "cleared items only" in blocked.text
     listed = client.get(f"/v1/clearances/{job}/export?format=manifest&type=csv&verdict=blocked",
                         headers=ml)
-    assert listed.text.splitlines()[0] == "key,path,sha256,verdict,id,caption"
+    assert listed.text.splitlines()[0] == "key,path,sha256,verdict,id,caption,url"
     assert len(listed.text.splitlines()) == 3
     assert client.get(f"/v1/clearances/{job}/export?format=zip", headers=ml).status_code == 422
     assert client.get(f"/v1/clearances/{job}/export?format=hf",
                       headers=keys["partner"]).status_code == 403
     # Nothing is left behind on the server.
     assert not any((settings.jobs_dir / "exports").iterdir())
+
+    sha = rows[0]["sha256"]
+    found = client.get(f"/v1/clearances/{job}/verdicts", params={"ref": sha}, headers=ml)
+    assert found.status_code == 200 and found.json()["items"][0]["verdict"] == "clear"
+    by_key = client.get(f"/v1/clearances/{job}/verdicts",
+                        params={"ref": "closed/coffee-small.jpg"}, headers=ml)
+    assert by_key.json()["items"][0]["verdict"] == "blocked"
+    assert client.get(f"/v1/clearances/{job}/verdicts", params={"ref": "nope"},
+                      headers=ml).status_code == 404
 
     waiting = client.get(f"/v1/summaries/eu-training-content?job={job}", headers=ml)
     assert waiting.status_code == 409 and "awaiting legal review" in waiting.text

@@ -93,6 +93,11 @@ def test_export_certificate_verify_and_summary_from_the_command_line(
     assert {d["key"] for d in check["differences"]} == {
         k for k, v in scenario.EXPECTED.items() if v != "clear"} | {"limited/chelsea-small.jpg"}
 
+    found = run("clearances", "verdict", str(job), "closed/coffee-small.jpg", "--json")
+    assert json.loads(found.stdout)["items"][0]["verdict"] == "blocked"
+    missing = run("clearances", "verdict", str(job), "no-such-item")
+    assert missing.exit_code == 1 and "no item of clearance job" in missing.stderr
+
     md = run("summary", str(job), "--format", "md")
     assert md.exit_code == 0 and "## 3. Data processing aspects" in md.stdout
     summary = json.loads(run("summary", str(job)).stdout)

@@ -15,6 +15,8 @@ def test_the_clearance_package_exports_exactly_its_front_door() -> None:
         "load_matcher", "open_dataset", "pae", "page_items", "read_item", "render_report",
         "report_digest", "resume_job", "review_item", "review_many", "review_queue", "run_job",
         "sign_statement", "submit_job", "unfinished_jobs", "verify_certificate",
+        "EU_SUMMARY_SCHEMA", "EXPORT_FORMATS", "ExportResult", "build_eu_summary",
+        "export_cleared", "find_items", "render_markdown",
     }
     for name in registry.clearance.__all__:
         assert hasattr(registry.clearance, name)

@@ -4,6 +4,7 @@ counts per section, and JSON valid against the schema shipped in the repo (read 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -70,6 +71,15 @@ def test_the_summary_counts_each_section_and_validates_against_the_shipped_schem
                         "camera-tdm.png": "blocked", "motorcycle.jpg": "clear"}
     with session_factory() as session:
         summary = build_eu_summary(session, [clearance.get_job(session, result.job_id)])
+        # Verdicts are keyed by item key, URL and sha256.
+        by_url = clearance.find_items(session, result.job_id, "https://photos.example.org/h")
+        assert [(i.item_key, i.verdict) for i in by_url] == [("train/horse-iptc.png", "blocked")]
+        sha = hashlib.sha256((folder / "motorcycle.jpg").read_bytes()).hexdigest()
+        assert [i.verdict for i in clearance.find_items(session, result.job_id, sha)] == ["clear"]
+        assert clearance.get_item(session, result.job_id, "https://img.example.org/c").verdict == (
+            "blocked")
+    items = {i["key"]: i for i in result.report["items"]}
+    assert items["train/astronaut-small.jpg"]["url"] == "https://www.studio.example/a"
 
     schema = json.loads(SCHEMA_FILE.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
