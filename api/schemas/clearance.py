@@ -69,6 +69,7 @@ class ItemRead(Schema):
     path: str
     id: str | None
     caption: str | None
+    url: str | None = None
     sha256: str | None
     size_bytes: int | None
     verdict: str
