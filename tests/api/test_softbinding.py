@@ -172,3 +172,47 @@ def test_the_routes_are_rate_limited_per_key(home: Path, db_url: str) -> None:
         assert over.json()["error"]["code"] == "too_many_requests"
         assert client.get(route, headers={"Authorization": f"Bearer {two}"}).status_code == 200
     app.state.engine.dispose()
+
+
+# The response shapes of the C2PA Soft Binding Resolution API 1.1.0 (components
+# c2pa.softBindingQueryResult and c2pa.softBindingAlgList), restated as JSON Schema.
+QUERY_RESULT = {
+    "type": "object",
+    "properties": {"matches": {"type": "array", "items": {
+        "type": "object",
+        "properties": {"manifestId": {"type": "string"}, "endpoint": {"type": "string"},
+                       "similarityScore": {"type": "integer", "minimum": 0, "maximum": 100}},
+        "required": ["manifestId"]}}},
+}
+ALG_LIST = {
+    "type": "object",
+    "properties": {kind: {"type": "array", "items": {
+        "type": "object", "properties": {"alg": {"type": "string"}}, "required": ["alg"]}}
+        for kind in ("watermarks", "fingerprints")},
+}
+
+
+def test_answers_validate_against_the_specs_response_schemas(
+        client: TestClient, keys: dict[str, dict[str, str]]) -> None:
+    import jsonschema
+
+    signed, _ = _sign(client, keys["partner"])
+    alg, value = _soft_binding_value(signed)
+    partner = keys["partner"]
+    answers = [
+        client.get(f"/v1/matches/byBinding?{urllib.parse.urlencode({'alg': alg, 'value': value})}",
+                   headers=partner),
+        client.post("/v1/matches/byBinding", headers=partner, json={"alg": alg, "value": value}),
+        client.post("/v1/matches/byContent", headers={**partner, "Content-Type": "image/png"},
+                    content=_reencode(signed, "PNG")),
+        client.post("/v1/matches/byContent", headers={**partner, "Content-Type": "image/png"},
+                    content=skimage_photo("horse.png").read_bytes()),
+    ]
+    for res in answers:
+        assert res.status_code == 200 and res.headers["content-type"] == "application/json"
+        jsonschema.validate(res.json(), QUERY_RESULT)
+    assert [len(r.json()["matches"]) for r in answers] == [1, 1, 1, 0]
+    algs = client.get("/v1/services/supportedAlgorithms", headers=partner)
+    jsonschema.validate(algs.json(), ALG_LIST)
+    with pytest.raises(jsonschema.ValidationError):  # the schema does refuse a bad answer
+        jsonschema.validate({"matches": [{"similarityScore": 101}]}, QUERY_RESULT)
