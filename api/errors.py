@@ -31,6 +31,7 @@ from registry.errors import (
 from registry.provenance.errors import InvalidSoftBinding
 
 log = logging.getLogger("clearhouse.api")
+SPEC_400_TAG = "soft binding resolution"
 
 STATUS_FOR: dict[type[RegistryError], int] = {
     NotFound: 404,
@@ -86,6 +87,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()))
     message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
+    # Routes that follow an outside API's error codes (the C2PA Soft Binding Resolution API
+    # answers 400 for an invalid query or body) say so with this tag.
+    if SPEC_400_TAG in (getattr(request.scope.get("route"), "tags", None) or ()):
+        return JSONResponse(error_body("bad_request", message, errors), 400)
     return JSONResponse(error_body("invalid_input", message, errors), 422)
 
 

@@ -242,9 +242,10 @@ def _print_result(data: dict[str, Any]) -> None:
 
 def _print_recovered(rec: dict[str, Any]) -> None:
     """The manifest found again in the manifest repository for a file that lost it."""
-    console.print(f"[bold cyan]recovered[/]: {rec['message']}", highlight=False, soft_wrap=True)
     check = rec["validation"]
-    console.print(f"  manifest {rec['manifest_id']}: {check['state']}: {check['message']}",
+    detail = str(check["message"]).removeprefix(f"{check['state']}: ")
+    console.print(f"[bold cyan]recovered[/] manifest {rec['manifest_id']} (studio "
+                  f"{rec['studio']}, signed {rec['signed_at']}): {check['state']}: {detail}",
                   highlight=False, soft_wrap=True)
     for action in rec["actions"]:
         console.print(f"  action {action['action']} ({action.get('digitalSourceType') or '-'}) "
