@@ -134,10 +134,12 @@ def sign(
             max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_image_pixels,
         )
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.part")
-        tmp.write_bytes(outcome.signed.data)
-        tmp.replace(output)
+    # Only once the manifest is committed to the repository is the signed file written: a file
+    # whose manifest the repository cannot find again is never handed out.
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.part")
+    tmp.write_bytes(outcome.signed.data)
+    tmp.replace(output)
     data: dict[str, Any] = {"input": str(input_path), "output": str(output),
                             "signer": keys.signing_cert.subject.rfc4514_string(),
                             **outcome.as_dict()}
