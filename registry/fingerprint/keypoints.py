@@ -24,7 +24,9 @@ from PIL import Image
 from registry.fingerprint.regions import Box
 
 KEYPOINT_VERSION = 2  # 2: ORB (and mirrored ORB) stored beside SIFT
-CATALOG_SIDE_PX = 512  # catalog images are scaled (up or down) to this longest side
+# Catalog images are scaled (up or down) to this longest side for SIFT. 384 rather than 512:
+# 0.65x the import cost, and the recall tests keep every transform at 100% (measured).
+CATALOG_SIDE_PX = 384
 QUERY_SIDE_PX = 768  # queries keep more pixels: the asset may fill only part of them
 QUERY_MIN_SIDE_PX = 512
 CATALOG_MAX_KEYPOINTS = 600

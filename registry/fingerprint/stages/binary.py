@@ -20,8 +20,12 @@ from typing import Any
 import faiss
 import numpy as np
 
-FLAT_MAX_CODES = 50_000
+FLAT_MAX_CODES = 20_000
 CODES_PER_LIST = 1_000
+# Above this many lists the coarse step itself (every query code against every centroid) costs
+# more than the lists: the centroids go in an HNSW graph instead (logarithmic).
+HNSW_ABOVE_LISTS = 16_384
+HNSW_NEIGHBOURS = 16
 MIN_LISTS = 64
 MAX_LISTS = 65_536
 # Lists scanned per query: a fixed share of the lists, within bounds. Recall is measured, not
@@ -32,8 +36,8 @@ MIN_PROBES = 16
 MAX_PROBES = 128
 
 
-def list_count(n: int) -> int:
-    lists = max(MIN_LISTS, min(MAX_LISTS, n // CODES_PER_LIST))
+def list_count(n: int, per_list: int = CODES_PER_LIST) -> int:
+    lists = max(MIN_LISTS, min(MAX_LISTS, n // per_list))
     return 1 << (lists.bit_length() - 1)  # a power of two, at most the target
 
 
@@ -41,23 +45,26 @@ def probe_count(nlist: int) -> int:
     return max(MIN_PROBES, min(MAX_PROBES, round(nlist * PROBE_SHARE), nlist))
 
 
-def build(codes: np.ndarray, *, seed: int = 0, flat_max: int = FLAT_MAX_CODES) -> Any:
+def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
+          per_list: int = CODES_PER_LIST) -> Any:
     """An index over `codes` ((n, bytes) uint8): flat when small, IVF with sampled centroids when
-    large. Row numbers are the ids."""
+    large (about `per_list` codes per list). Row numbers are the ids."""
+    flat_max = FLAT_MAX_CODES if flat_max is None else flat_max
     n, width = codes.shape
     bits = width * 8
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     if n < flat_max:
         index: Any = faiss.IndexBinaryFlat(bits)
     else:
-        nlist = list_count(n)
+        nlist = list_count(n, per_list)
         rng = np.random.default_rng(seed)
-        quantizer = faiss.IndexBinaryFlat(bits)
+        quantizer: Any = faiss.IndexBinaryHNSW(bits, HNSW_NEIGHBOURS) \
+            if nlist > HNSW_ABOVE_LISTS else faiss.IndexBinaryFlat(bits)
         quantizer.add(codes[np.sort(rng.choice(n, nlist, replace=False))])
         index = faiss.IndexBinaryIVF(quantizer, bits, nlist)
         index.is_trained = True
         index.own_fields = True
-        quantizer.this.disown()  # type: ignore[attr-defined]  # the IVF index frees it
+        quantizer.this.disown()  # the IVF index frees it
         index.nprobe = probe_count(nlist)
     if n:
         index.add(codes)
