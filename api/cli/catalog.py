@@ -60,10 +60,18 @@ def import_assets(
     sidecar: Annotated[
         Path | None, typer.Option(help="CSV/JSON giving per-file title, franchise and tags.")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes fingerprinting ahead of the imports "
+                                      "(default: one per core, at most 8).", min=1)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import files and folders into the catalog (idempotent: same bytes, same asset)."""
-    from registry.fingerprint.service import fingerprint_new_asset
+    """Import files and folders into the catalog (idempotent: same bytes, same asset).
+    Fingerprints are computed in worker processes; each file is registered in its own
+    transaction."""
+    from functools import partial
+
+    from registry.fingerprint.service import prepare_features, store_prepared_features
 
     for path in paths:
         if not path.exists():
@@ -82,10 +90,11 @@ def import_assets(
     started = time.monotonic()
     with progress() as bar:
         task = bar.add_task("importing", total=len(files), rate="")
-        for path in files:
-            results.append(
-                import_file(reg.factory, reg.store, path, options, fingerprint_new_asset)
-            )
+        prepared = prepare_features(files, workers=workers, max_bytes=options.max_bytes,
+                                    max_pixels=options.max_pixels)
+        for path, features in zip(files, prepared, strict=True):
+            hook = partial(store_prepared_features, features=features)
+            results.append(import_file(reg.factory, reg.store, path, options, hook))
             rate = len(results) / max(time.monotonic() - started, 1e-6)
             bar.update(task, advance=1, rate=f"{rate:.1f} files/s")
     counts = {s: sum(r.status == s for r in results) for s in ("created", "existing", "error")}

@@ -25,6 +25,7 @@ from registry.fingerprint.features import AssetFeatures, media_features, path_fe
 from registry.fingerprint.matcher import Matcher, MatchResult
 from registry.fingerprint.models import Fingerprint, KeypointSet
 from registry.fingerprint.signals import installed_signal_types
+from registry.media import probe
 
 # Below this many files a pool costs more to start than it saves.
 MIN_PARALLEL_FILES = 4
@@ -54,6 +55,42 @@ def store_features(session: Session, asset_id: int, features: AssetFeatures) -> 
             for k in features.keypoint_sets
         ])
     session.flush()
+
+
+def _prepare_job(job: tuple[str, int, int]) -> AssetFeatures | None:
+    path, max_bytes, max_pixels = job
+    try:
+        data = Path(path).read_bytes()
+        info = probe(data, name=path, max_bytes=max_bytes, max_pixels=max_pixels)
+        return media_features(data, name=path, kind=info.kind, max_bytes=max_bytes,
+                              max_pixels=max_pixels)
+    except (RegistryError, OSError):
+        return None  # the import itself reports the file's error
+
+
+def prepare_features(paths: Sequence[Path], *, workers: int | None = None,
+                     max_bytes: int = 50 * 1024 * 1024, max_pixels: int = 100_000_000
+                     ) -> Iterator[AssetFeatures | None]:
+    """Features of each file, in order, computed in worker processes (a bulk import's
+    fingerprinting, ahead of its one-file transactions); None where a file could not be
+    fingerprinted (the import then reports why, or computes it in line)."""
+    jobs = [(str(p), max_bytes, max_pixels) for p in paths]
+    count = workers or default_workers()
+    if count <= 1 or len(jobs) < MIN_PARALLEL_FILES:
+        yield from map(_prepare_job, jobs)
+        return
+    with ProcessPoolExecutor(count, mp_context=get_context("spawn"),
+                             initializer=_quiet_threads) as pool:
+        yield from pool.map(_prepare_job, jobs, chunksize=4)
+
+
+def store_prepared_features(session: Session, asset: Asset, data: bytes, *,
+                            features: AssetFeatures | None) -> None:
+    """`fingerprint_new_asset` with the features computed ahead (by `prepare_features`)."""
+    if features is None:
+        fingerprint_new_asset(session, asset, data)
+    else:
+        store_features(session, asset.id, features)
 
 
 def fingerprint_new_asset(session: Session, asset: Asset, data: bytes) -> None:
