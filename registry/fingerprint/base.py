@@ -69,6 +69,9 @@ class SignalType(abc.ABC):
     # A query picture this signal finds too flat (quality below its gate) is not probed by any
     # signal: a flat picture says nothing, whatever the hash.
     gates_query: ClassVar[bool] = False
+    # A hit within the threshold is a match on its own (True), or only names a candidate that
+    # stage 2 must verify geometrically (False: the signal is too coarse to decide alone).
+    decisive: ClassVar[bool] = True
 
     @classmethod
     @abc.abstractmethod

@@ -195,15 +195,22 @@ class Matcher:
 
     def match_probe(self, probe: Probe) -> list[Match]:
         """Run the stages in order: exact, hashes, then local features if nothing was found
-        (or always, when `exhaustive`)."""
+        (or always, when `exhaustive`). A non-decisive stage's matches (pHash) are not kept:
+        their assets become hints that stage 2 verifies."""
         best: dict[int, Match] = {}
+        hints: dict[int, Match] = {}
         for stage in self._stages:
             if stage.name == "local" and best and not self.exhaustive:
                 break
             if stage.name.startswith("hash.") and best and not self.exhaustive:
                 continue  # an exact copy needs no hash
-            for match in self._indexes[stage.name].query(probe).values():
-                keep_best(best, match)
+            if stage.name == "local":
+                probe.hints = [m.asset_id for m in sorted(
+                    hints.values(), key=lambda m: (-m.confidence, m.asset_id))
+                    if m.asset_id not in best]
+            found = self._indexes[stage.name].query(probe).values()
+            for match in found:
+                keep_best(best if getattr(stage, "decisive", True) else hints, match)
         return sorted(best.values(), key=lambda m: (-m.confidence, m.asset_id))
 
     def match_image(self, image: Image.Image, *, sha256: str | None = None) -> list[Match]:

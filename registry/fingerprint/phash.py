@@ -22,6 +22,10 @@ class PHash(SignalType):
     match_threshold: ClassVar[int] = 6
     quality_threshold: ClassVar[int] = 0
     work_size: ClassVar[int] = 64
+    # 64 bits decide nothing alone: on the game-art bench catalog (bench/bench_scale.py) pHash
+    # put unrelated castle and wall tiles at distance 0-6 of each other (14 false matches in 40
+    # unrelated queries). Its hits are candidates for stage 2's geometric check instead.
+    decisive: ClassVar[bool] = False
 
     @classmethod
     def compute(cls, image: Image.Image) -> Hash:

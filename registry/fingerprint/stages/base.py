@@ -89,6 +89,8 @@ class Probe:
     small_scale: tuple[float, float]
     sha256: str | None = None
     windows: list[Window] = field(default_factory=list)
+    # Assets that a non-decisive signal (pHash) named: stage 2 verifies them too.
+    hints: list[int] = field(default_factory=list)
 
 
 def keep_best(into: dict[int, Match], match: Match) -> None:

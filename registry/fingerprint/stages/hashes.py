@@ -153,7 +153,8 @@ class _HashIndex(StageIndex):
 
 
 class HashStage(Stage):
-    """The index of one signal type's hashes."""
+    """The index of one signal type's hashes. `decisive` follows the signal's: the Matcher
+    turns a non-decisive stage's matches into hints for stage 2."""
 
     def __init__(self, signal: type[SignalType], *, threshold: int | None = None,
                  gates: Sequence[type[SignalType]] = ()) -> None:
@@ -161,6 +162,7 @@ class HashStage(Stage):
         self.name = f"hash.{signal.name}"  # type: ignore[misc]
         self.threshold = signal.match_threshold if threshold is None else threshold
         self.gates = tuple(gates)
+        self.decisive = signal.decisive
 
     def version(self) -> str:
         return f"{self.signal.version}"

@@ -47,6 +47,7 @@ from registry.fingerprint.stages.base import (
 LOCAL_VERSION = f"{KEYPOINT_VERSION}.1"
 VOTE_NEIGHBOURS = 4
 VOTE_CANDIDATES = 3
+MAX_HINTS = 3  # assets a non-decisive hash signal named, verified besides the voted sets
 MIN_VOTES = 5
 # Hamming distance (of 256 bits) above which an ORB pair is not a correspondence at all.
 ORB_MAX_DISTANCE = 64
@@ -135,6 +136,7 @@ class _Candidate:
     votes: int
     segment: _Segment
     set_no: int
+    hinted: bool = False  # named by a non-decisive hash signal: SIFT checks it even if ORB fails
 
 
 class _LocalIndex(StageIndex):
@@ -144,6 +146,19 @@ class _LocalIndex(StageIndex):
 
     def memory_bytes(self) -> int:
         return sum(s.memory_bytes() for s in self.segments)
+
+    def hinted(self, assets: Sequence[int]) -> list[_Candidate]:
+        """The keypoint sets (picture and mirror, first frame) of hinted assets."""
+        found: list[_Candidate] = []
+        for asset_id in assets[:MAX_HINTS]:
+            for segment in self.segments:
+                rows = np.flatnonzero(segment.row_asset == asset_id)[:1]
+                for row in rows:
+                    found += [_Candidate(0, segment, int(s), hinted=True)
+                              for s in np.flatnonzero(segment.set_row == row)]
+                if len(rows):
+                    break
+        return found
 
     def candidates(self, query: KeypointSet) -> list[_Candidate]:
         found: list[_Candidate] = []
@@ -163,7 +178,10 @@ class _LocalIndex(StageIndex):
             return {}
         best: dict[int, Match] = {}
         sift: dict[bool, tuple[KeypointSet, np.ndarray]] = {}
-        for cand in self.candidates(query):
+        voted = self.candidates(query)
+        seen = {(id(c.segment), c.set_no) for c in voted}
+        extra = [c for c in self.hinted(probe.hints) if (id(c.segment), c.set_no) not in seen]
+        for cand in voted + extra:
             match = self._verify(probe, query, cand, sift)
             if match is not None:
                 keep_best(best, match)
@@ -177,7 +195,7 @@ class _LocalIndex(StageIndex):
         asset_orb = seg.orb_keys(set_no)
         check = keypoints.verify(query, query.descriptors, asset_orb, asset_orb.descriptors,
                                  binary=True, min_inliers=ORB_MIN_INLIERS)
-        if check is None and len(query) >= ORB_FEW_KEYPOINTS:
+        if check is None and len(query) >= ORB_FEW_KEYPOINTS and not cand.hinted:
             return None
         if check is None or check.inliers < ORB_ACCEPT_INLIERS:
             # ORB is not sure: SIFT decides (the mirrored case flips the query instead).
