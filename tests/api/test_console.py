@@ -270,6 +270,12 @@ def test_legal_day_in_the_browser(live: Live, browser: Any,
     assert csp_errors == []
 
 
+# The browser checks below do not depend on the backend (the TestClient tests of the same rules
+# run on both): SQLite only, to keep the suite short.
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY
 def test_roles_csrf_and_origin_in_the_browser(live: Live, browser: Any,
                                               request: pytest.FixtureRequest) -> None:
     from playwright.sync_api import expect
@@ -308,8 +314,6 @@ def test_roles_csrf_and_origin_in_the_browser(live: Live, browser: Any,
     # legal: a form posted without its CSRF token, or from another origin, changes nothing.
     legal = browser.new_page()
     _sign_in(legal, base, live.keys["legal"])
-    item_ids = legal.evaluate("1")  # placeholder to keep the page warm
-    del item_ids
     legal.goto(f"{base}/console/clearances/{live.job_id}/review")
     first = legal.locator("tr.review-row").first.get_attribute("data-item")
     no_token = legal.evaluate(
@@ -335,6 +339,7 @@ def test_roles_csrf_and_origin_in_the_browser(live: Live, browser: Any,
     expect(anonymous).to_have_url(re.compile(r"/console/login\?next="))
 
 
+@SQLITE_ONLY
 def test_pages_fit_laptops_and_phones_without_horizontal_overflow(
     live: Live, browser: Any, request: pytest.FixtureRequest
 ) -> None:
