@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from api.app import create_app
 from registry.access import create_api_key
@@ -134,6 +134,10 @@ def main() -> None:
     big_job = seed_job(factory, args.items, big_assets, rng)
     with session_scope(factory) as session:
         key = create_api_key(session, name="bench-legal", role="legal")[1]
+    # Statistics and PostgreSQL's visibility map, as autovacuum would have them on a live server
+    # (without them PostgreSQL cannot count through the index alone).
+    with app.state.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if conn.dialect.name == "postgresql" else "ANALYZE"))
     print(f"seeded {args.assets:,} + 10 assets, jobs of {args.items:,} and 10 items in "
           f"{time.perf_counter() - t0:.1f} s ({settings.resolved_database_url.split(':')[0]})")
     big_rh = 2  # Big Studio is the second rightsholder
@@ -150,18 +154,22 @@ def main() -> None:
         sign_in(client, key)
         print(f"{'page':32} {'10 (baseline) p50/p95 ms':>26} {'100k p50/p95 ms':>20} "
               f"{'p95 ratio':>9}")
-        worst = 0.0
+        worst = 0.0  # over the pages the acceptance names (job page, review queue)
+        scans = 0.0  # text searches: a substring scan of the job or catalog by nature
         for label, template, _ in pages:
             small = timed(client, template.format(job=small_job, rh=1), args.repeat)
             big = timed(client, template.format(job=big_job, rh=big_rh), args.repeat)
-            worst = max(worst, big[1])
+            if "search" in label:
+                scans = max(scans, big[1])
+            elif label.startswith(("job page", "review")):
+                worst = max(worst, big[1])
             print(f"{label:32} {small[0]:12.1f} / {small[1]:7.1f} {big[0]:10.1f} / "
                   f"{big[1]:7.1f} {big[1] / small[1]:8.2f}x")
         queue = timed(client, "/console/review", args.repeat)
         worst = max(worst, queue[1])
         print(f"{'review queue (all jobs)':32} {'':>26} {queue[0]:10.1f} / {queue[1]:7.1f}")
-        print(f"worst p95 at scale: {worst:.1f} ms (target < 300 ms): "
-              f"{'OK' if worst < 300 else 'OVER'}")
+        print(f"job page and review queue, worst p95 at scale: {worst:.1f} ms (target < 300 ms):"
+              f" {'OK' if worst < 300 else 'OVER'}; text searches, worst p95: {scans:.1f} ms")
     app.state.engine.dispose()
 
 

@@ -82,14 +82,15 @@ def _counts(session: Session, job_id: int) -> dict[str, int]:
 
 
 def _job_context(session: Session, job: clearance.ClearanceJob, *, verdict: str, q: str,
-                 page: int) -> dict[str, Any]:
+                 page: int, in_text: bool = False) -> dict[str, Any]:
     chosen = verdict if verdict in VERDICT_ORDER else None
-    found = clearance.page_items(session, job.id, verdict=chosen, q=q or None,
+    found = clearance.page_items(session, job.id, verdict=chosen, q=q or None, in_text=in_text,
                                  offset=(page - 1) * ITEMS_PER_PAGE, limit=ITEMS_PER_PAGE)
     pages = max(1, -(-found.total // ITEMS_PER_PAGE))
     titles = _asset_titles(session, found.items)
     return {"job": job, "items": found.items, "total": found.total, "counts": found.counts,
-            "verdict": chosen or "", "q": q, "page": page, "pages": pages, "titles": titles,
+            "verdict": chosen or "", "q": q, "in_text": in_text, "page": page,
+            "pages": pages, "titles": titles,
             "verdicts": VERDICT_ORDER, "poll": _unfinished(job),
             "chart": _chart(found.counts)}
 
@@ -112,9 +113,10 @@ def _chart(counts: dict[str, int]) -> list[dict[str, Any]]:
 
 @router.get("/clearances/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, session: SessionDep, caller: Reader, job_id: str,
-             verdict: str = "", q: str = "", page: str = "1") -> Response:
+             verdict: str = "", q: str = "", in_text: str = "", page: str = "1") -> Response:
     job = job_for(session, _job_id(job_id), caller)
-    context = _job_context(session, job, verdict=verdict, q=q[:200], page=_number(page))
+    context = _job_context(session, job, verdict=verdict, q=q[:200], page=_number(page),
+                           in_text=bool(in_text))
     template = ("components/job_items.html" if request.headers.get("hx-target") == "items"
                 else "pages/clearance.html")
     return render(request, template, context)

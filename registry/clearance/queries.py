@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, defer
@@ -46,12 +47,13 @@ def page_items(
     *,
     verdict: str | None = None,
     q: str | None = None,
+    in_text: bool = False,
     offset: int = 0,
     limit: int = 50,
 ) -> ItemPage:
-    """One page of a job's items: filtered by verdict, searched in item key, path, id and
-    caption (substring, case-insensitive), review-first when unfiltered, each segment in dataset
-    order. Raises InvalidInput for an unknown verdict or a bad page."""
+    """One page of a job's items: filtered by verdict, searched in the item key (substring,
+    case-insensitive; `in_text`: in ids and captions too), review-first when unfiltered, each
+    segment in dataset order. Raises InvalidInput for an unknown verdict or a bad page."""
     if verdict is not None and verdict not in VERDICT_ORDER:
         raise InvalidInput(f"verdict {verdict!r} is not one of {', '.join(VERDICT_ORDER)}")
     if not 0 < limit <= MAX_PAGE_ITEMS or offset < 0:
@@ -63,7 +65,7 @@ def page_items(
             .where(ClearanceItem.job_id == job_id))
     segments = [verdict] if verdict else list(VERDICT_ORDER)
     if q:
-        return _search(session, job_id, counts, segments, q, offset, limit)
+        return _search(session, job_id, counts, segments, q, offset, limit, in_text=in_text)
     total = sum(counts.get(v, 0) for v in segments)
     items: list[ClearanceItem] = []
     skip = offset
@@ -82,18 +84,28 @@ def page_items(
 
 
 def _search(session: Session, job_id: int, counts: dict[str, int], segments: list[str],
-            q: str, offset: int, limit: int) -> ItemPage:
-    """A search scans the job's items once (key, id, caption; case-insensitive), keeping only
-    (id, verdict, seq); the page's rows are then loaded by id."""
+            q: str, offset: int, limit: int, *, in_text: bool) -> ItemPage:
+    """Item keys are searched through the (job_id, item_key) index alone (no row is read);
+    `in_text` also scans ids and captions. Only (id, verdict, seq) of the hits are kept and
+    sorted; the page's rows are then loaded by id."""
     pattern = _like(q)
     # SQLite's LIKE already ignores ASCII case (and ilike's lower() costs a call per row).
     sqlite = session.get_bind().dialect.name == "sqlite"
-    found = list(session.execute(
-        select(ClearanceItem.id, ClearanceItem.verdict, ClearanceItem.seq)
-        .where(ClearanceItem.job_id == job_id, ClearanceItem.verdict.in_(segments),
-               or_(*((c.like if sqlite else c.ilike)(pattern, escape="\\") for c in (
-                   ClearanceItem.item_key, ClearanceItem.item_id, ClearanceItem.caption))))
-    ).tuples())
+
+    def like(column: Any) -> Any:
+        return (column.like if sqlite else column.ilike)(pattern, escape="\\")
+
+    in_job = ClearanceItem.job_id == job_id
+    hits = set(session.scalars(select(ClearanceItem.id).where(
+        in_job, like(ClearanceItem.item_key))))
+    if in_text:
+        hits.update(session.scalars(select(ClearanceItem.id).where(
+            in_job, or_(like(ClearanceItem.item_id), like(ClearanceItem.caption)))))
+    wanted = set(segments)
+    # (id, verdict, seq) of the whole job come from the (job_id, verdict, seq) index.
+    found = [r for r in session.execute(
+        select(ClearanceItem.id, ClearanceItem.verdict, ClearanceItem.seq).where(in_job)
+    ).tuples() if r[0] in hits and r[1] in wanted] if hits else []
     rank = {v: i for i, v in enumerate(VERDICT_ORDER)}
     found.sort(key=lambda r: (rank[str(r[1])], r[2]))
     ids = [r[0] for r in found[offset:offset + limit]]

@@ -203,3 +203,21 @@ def test_running_jobs_poll_for_progress_until_finished(
     done = client.get(f"/console/clearances/{pending}/progress", headers={"HX-Request": "true"})
     assert "every 2s" not in done.text and done.headers["HX-Refresh"] == "true"
     assert "every 2s" not in client.get("/console/clearances").text
+
+
+def test_search_covers_keys_and_optionally_captions(
+    client: TestClient, keys: dict[str, dict[str, str]], job_id: int
+) -> None:
+    with session_scope(client.app.state.session_factory) as session:
+        item = session.scalar(select(ClearanceItem).where(
+            ClearanceItem.item_key == "other/horse.jpg"))
+        assert item is not None
+        item.caption = "A grey Horse in a FIELD"
+    sign_in(client, _plain(keys, "legal"))
+    url = f"/console/clearances/{job_id}"
+    assert _items(client.get(f"{url}?q=field").text) == []  # keys only by default
+    assert _items(client.get(f"{url}?q=field&in_text=1").text) == ["clear"]
+    assert _items(client.get(f"{url}?q=HORSE").text) == ["clear"]
+    # LIKE wildcards are literal: "_" finds motorcycle_left only, not every clear item.
+    assert _items(client.get(f"{url}?q=_&verdict=clear").text) == ["clear"]
+    assert len(_items(client.get(f"{url}?q=.jpg&verdict=blocked").text)) == 2
