@@ -27,6 +27,8 @@ VERDICT_ORDER = (Verdict.review.value, Verdict.blocked.value, Verdict.error.valu
 MAX_PAGE_ITEMS = 500
 MAX_BULK_REVIEW = 1000
 MAX_SEARCH_CHARS = 200
+SEARCH_CHUNK = 900  # ids per IN (...) list, under every SQLite's variable limit
+SEARCH_LOOKUPS = 4500  # more hits than this: read the job's verdict index instead
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,9 @@ def page_items(
 
 def _search(session: Session, job_id: int, counts: dict[str, int], segments: list[str],
             q: str, offset: int, limit: int, *, in_text: bool) -> ItemPage:
-    """Item keys are searched through the (job_id, item_key) index alone (no row is read);
-    `in_text` also scans ids and captions. Only (id, verdict, seq) of the hits are kept and
-    sorted; the page's rows are then loaded by id."""
+    """Item keys are matched in the (job_id, item_key) index, so only the hits' rows are read;
+    `in_text` also scans ids and captions (every row). Only (id, verdict, seq) of the hits are
+    kept and sorted; the page's rows are then loaded by id."""
     pattern = _like(q)
     # SQLite's LIKE already ignores ASCII case (and ilike's lower() costs a call per row).
     sqlite = session.get_bind().dialect.name == "sqlite"
@@ -96,16 +98,24 @@ def _search(session: Session, job_id: int, counts: dict[str, int], segments: lis
         return (column.like if sqlite else column.ilike)(pattern, escape="\\")
 
     in_job = ClearanceItem.job_id == job_id
-    hits = set(session.scalars(select(ClearanceItem.id).where(
-        in_job, like(ClearanceItem.item_key))))
+    text = like(ClearanceItem.item_key)
     if in_text:
-        hits.update(session.scalars(select(ClearanceItem.id).where(
-            in_job, or_(like(ClearanceItem.item_id), like(ClearanceItem.caption)))))
+        text = or_(text, like(ClearanceItem.item_id), like(ClearanceItem.caption))
+    # Selecting the id alone lets the planner answer a key search from the (job_id, item_key)
+    # index without reading rows; verdict and seq are then read for the hits only.
+    hits = list(session.scalars(select(ClearanceItem.id).where(in_job, text)))
     wanted = set(segments)
-    # (id, verdict, seq) of the whole job come from the (job_id, verdict, seq) index.
-    found = [r for r in session.execute(
-        select(ClearanceItem.id, ClearanceItem.verdict, ClearanceItem.seq).where(in_job)
-    ).tuples() if r[0] in hits and r[1] in wanted] if hits else []
+    columns = select(ClearanceItem.id, ClearanceItem.verdict, ClearanceItem.seq)
+    found: list[tuple[int, str, int]] = []
+    if len(hits) > SEARCH_LOOKUPS:  # a broad search: one pass over the job's verdict index
+        hit_set = set(hits)
+        found = [r for r in session.execute(columns.where(in_job)).tuples()
+                 if r[0] in hit_set and r[1] in wanted]
+    else:
+        for start in range(0, len(hits), SEARCH_CHUNK):
+            found.extend(r for r in session.execute(columns.where(
+                ClearanceItem.id.in_(hits[start:start + SEARCH_CHUNK]))).tuples()
+                if r[1] in wanted)
     rank = {v: i for i, v in enumerate(VERDICT_ORDER)}
     found.sort(key=lambda r: (rank[str(r[1])], r[2]))
     ids = [r[0] for r in found[offset:offset + limit]]
