@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from api import console
-from api.errors import error_body, install_error_handlers
+from api.errors import install_error_handlers
+from api.limits import RequestGuard
 from api.routers import (
     catalog,
     clearance,
@@ -28,8 +28,6 @@ from registry.db import make_engine, make_session_factory, migrate
 from registry.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).parent / "static"
-# Multipart framing on top of the largest allowed file.
-UPLOAD_OVERHEAD_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
@@ -61,23 +59,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.state.store = BlobStore(settings.blobs_dir)
     install_error_handlers(app)
 
-    body_limit = settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES
-
-    @app.middleware("http")
-    async def reject_oversized_bodies(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                return JSONResponse(error_body("bad_request", "invalid Content-Length"), 400)
-            if int(length) > body_limit:
-                message = (
-                    f"request body of {length} bytes is over the limit of "
-                    f"{settings.max_upload_bytes} bytes"
-                )
-                return JSONResponse(error_body("payload_too_large", message), 413)
-        return await call_next(request)
+    # Outermost after error handling: the key is checked and the body counted before any route.
+    app.add_middleware(RequestGuard, upload_limit=settings.max_upload_bytes)
 
     app.include_router(health.router)
     for area in (catalog, policy, fingerprint, clearance, export, provenance, softbinding):

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from registry.access import ApiKey, Role, authenticate, require_role
 from registry.catalog import BlobStore
+from registry.db import MAX_ROW_ID
 from registry.provenance.repository import ManifestIndex
 from registry.settings import Settings
 
@@ -54,6 +55,9 @@ def get_manifest_index(request: Request) -> ManifestIndex:
 # response, never a 2xx for data that was not stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+# Ids in paths and filters: a number no row can have is refused with 422 before any SQL.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+RowIdFilter = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 ManifestIndexDep = Annotated[ManifestIndex, Depends(get_manifest_index)]
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
@@ -58,6 +59,7 @@ HTTP_CODES = {
     415: "unsupported_media",
     422: "invalid_input",
     429: "too_many_requests",
+    503: "service_unavailable",
 }
 
 
@@ -100,6 +102,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
 
+async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    # A number (or text) the database cannot hold came from the caller: SQLite raises
+    # OverflowError for integers over 64 bits, PostgreSQL a DataError ("out of range").
+    log.warning("value out of range on %s %s: %s", request.method, request.url.path, exc)
+    message = "a value in the request is out of range for the registry"
+    return JSONResponse(error_body("invalid_input", message), 422)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(error_body("internal_error", "internal error (a bug: please report)"), 500)
@@ -109,4 +119,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RegistryError, _registry_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)

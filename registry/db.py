@@ -49,6 +49,26 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         return value
 
 
+# Row ids are 32-bit integers on PostgreSQL: a larger number names no row (and must not reach SQL).
+MAX_ROW_ID = 2**31 - 1
+
+
+def parse_row_id(value: object) -> int | None:
+    """`value` as a row id if it is one (an int, or ASCII digits, within 1..MAX_ROW_ID), else None.
+
+    `str.isdigit` alone accepts '²' and other Unicode digits that `int()` then refuses.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        number = int(value)
+    else:
+        return None
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

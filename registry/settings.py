@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=50 * MEBIBYTE, gt=0)
     # Pixel limit against decompression bombs: 100 MP is above any camera still in use.
     max_image_pixels: int = Field(default=100_000_000, gt=0)
+    # Files a caller only asks about (match, verify) are held to a lower limit than catalog
+    # imports: decoding one costs about 3 bytes per pixel, whoever sends it.
+    max_query_pixels: int = Field(default=40_000_000, gt=0)
     pdq_match_distance: int = Field(default=31, ge=0, le=256)  # PDQ reference threshold
     # Roots under which the API may read server-side dataset paths (clearance).
     allowed_roots: list[Path] = Field(default_factory=list)
@@ -43,6 +46,8 @@ class Settings(BaseSettings):
     default_training_mining: list[str] = Field(default_factory=lambda: ["notAllowed"])
     # Soft Binding Resolution API: requests per minute per API key.
     sbr_requests_per_minute: int = Field(default=120, gt=0)
+    # Worker processes one clearance job may use (also capped by the CPU count).
+    max_workers: int = Field(default=4, ge=1, le=256)
     # `clearhouse serve` finishes clearance jobs that a killed server left unfinished.
     resume_jobs_on_start: bool = True
 
@@ -62,6 +67,14 @@ class Settings(BaseSettings):
     @property
     def blobs_dir(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def query_pixels(self) -> int:
+        return min(self.max_query_pixels, self.max_image_pixels)
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.home / "thumbnails"
 
     @property
     def keys_dir(self) -> Path:

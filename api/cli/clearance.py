@@ -37,7 +37,8 @@ review_app = typer.Typer(help="Legal review of clearance items left in `review`.
                          no_args_is_help=True)
 certificate_app = typer.Typer(help="Signed clearance certificates (in-toto / DSSE).",
                               no_args_is_help=True)
-clearances_app = typer.Typer(help="Clearance jobs: list, show, report.", no_args_is_help=True)
+clearances_app = typer.Typer(help="Clearance jobs: list, show, report, resume, cancel.",
+                             no_args_is_help=True)
 
 ActorOpt = Annotated[str | None, typer.Option("--as", help="Who acts (default: your login).")]
 AllowedRootOpt = Annotated[list[Path] | None, typer.Option(
@@ -231,6 +232,20 @@ def resume_all(as_json: JsonOpt = False) -> None:
         emit_json({"resumed": done})
     else:
         console.print(f"resumed {len(done)} job(s): {', '.join(str(d['job']) for d in done)}",
+                      highlight=False)
+
+
+@clearances_app.command("cancel")
+@handle_errors
+def cancel_clearance(job: int, actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
+    """Stop a pending or running job (a running one stops after its current batch)."""
+    reg = open_registry()
+    with reg.session() as session:
+        data = clearance.job_dict(session, clearance.cancel_job(session, job, actor=_actor(actor)))
+    if as_json:
+        emit_json(data)
+    else:
+        console.print(f"clearance job {job} cancelled ({data['done_items']} item(s) kept)",
                       highlight=False)
 
 

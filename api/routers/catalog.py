@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile, status
 from PIL import Image
 
-from api.deps import SessionDep, SettingsDep, StoreDep, requires
+from api.deps import RowId, RowIdFilter, SessionDep, SettingsDep, StoreDep, requires
+from api.limits import decode_slot
 from api.schemas.catalog import (
     AssetPage,
     AssetRead,
@@ -23,7 +24,9 @@ from api.schemas.catalog import (
 from registry import catalog
 from registry.access import ApiKey, Role
 from registry.audit import record
+from registry.db import MAX_ROW_ID
 from registry.errors import MediaTooLarge
+from registry.files import PRIVATE_FILE_MODE, write_atomically
 from registry.fingerprint import fingerprint_new_asset
 from registry.media import load_image
 
@@ -32,6 +35,7 @@ router = APIRouter(prefix="/v1", tags=["catalog"])
 Reader = Annotated[ApiKey, Depends(requires(Role.legal, Role.ml))]
 Writer = Annotated[ApiKey, Depends(requires(Role.legal))]
 THUMBNAIL_MAX_PX = 1024
+AssetKey = Annotated[str, Path(max_length=64, description="an asset id or its sha256")]
 
 
 @router.get("/rightsholders", response_model=list[RightsholderRead])
@@ -47,13 +51,13 @@ def create_rightsholder(body: RightsholderCreate, session: SessionDep, key: Writ
 
 
 @router.get("/rightsholders/{rightsholder_id}", response_model=RightsholderRead)
-def get_rightsholder(rightsholder_id: int, session: SessionDep, _: Reader) -> object:
+def get_rightsholder(rightsholder_id: RowId, session: SessionDep, _: Reader) -> object:
     return catalog.get_rightsholder(session, rightsholder_id)
 
 
 @router.get("/franchises", response_model=list[FranchiseRead])
 def list_franchises(
-    session: SessionDep, _: Reader, rightsholder_id: int | None = None
+    session: SessionDep, _: Reader, rightsholder_id: RowIdFilter = None
 ) -> object:
     return catalog.list_franchises(session, rightsholder_id=rightsholder_id)
 
@@ -67,7 +71,7 @@ def create_franchise(body: FranchiseCreate, session: SessionDep, key: Writer) ->
 
 
 @router.get("/franchises/{franchise_id}", response_model=FranchiseRead)
-def get_franchise(franchise_id: int, session: SessionDep, _: Reader) -> object:
+def get_franchise(franchise_id: RowId, session: SessionDep, _: Reader) -> object:
     return catalog.get_franchise(session, franchise_id)
 
 
@@ -75,13 +79,13 @@ def get_franchise(franchise_id: int, session: SessionDep, _: Reader) -> object:
 def list_assets(
     session: SessionDep,
     _: Reader,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=catalog.service.MAX_PAGE_SIZE)] = 50,
-    franchise_id: int | None = None,
-    rightsholder_id: int | None = None,
-    tag: str | None = None,
-    kind: str | None = None,
-    q: str | None = None,
+    franchise_id: RowIdFilter = None,
+    rightsholder_id: RowIdFilter = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    kind: Annotated[str | None, Query(max_length=20)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="part of the title")] = None,
 ) -> object:
     where = catalog.AssetFilter(franchise_id, rightsholder_id, tag, kind, q)
     items, total = catalog.list_assets(session, where=where, offset=offset, limit=limit)
@@ -129,42 +133,51 @@ def upload_asset(
 
 
 @router.get("/assets/{key}", response_model=AssetRead)
-def get_asset(key: str, session: SessionDep, _: Reader) -> object:
+def get_asset(key: AssetKey, session: SessionDep, _: Reader) -> object:
     return catalog.get_asset(session, key)
 
 
 @router.get("/assets/{key}/content")
-def get_asset_content(key: str, session: SessionDep, store: StoreDep, _: Reader) -> Response:
+def get_asset_content(key: AssetKey, session: SessionDep, store: StoreDep, _: Reader) -> Response:
     asset = catalog.get_asset(session, key)
     return Response(store.read(asset.sha256), media_type=asset.media_type)
 
 
 @router.get("/assets/{key}/thumbnail")
 def get_asset_thumbnail(
-    key: str,
+    key: AssetKey,
     session: SessionDep,
     store: StoreDep,
+    settings: SettingsDep,
     _: Reader,
     size: Annotated[int, Query(ge=16, le=THUMBNAIL_MAX_PX)] = 256,
 ) -> Response:
     asset = catalog.get_asset(session, key)
-    if asset.kind != "image":
-        from registry.media import sample_frames
+    headers = {"Cache-Control": "max-age=86400"}
+    # Decoding a large original costs hundreds of MB: do it once per size, a few at a time.
+    cached = settings.thumbnails_dir / f"{asset.sha256}-{size}.jpg"
+    if cached.is_file():
+        return Response(cached.read_bytes(), media_type="image/jpeg", headers=headers)
+    with decode_slot():
+        if asset.kind != "image":
+            from registry.media import sample_frames
 
-        image = next(iter(sample_frames(str(store.path(asset.sha256)))), None)
-        picture = image.image if image else Image.new("RGB", (size, size))
-    else:
-        picture = load_image(store.path(asset.sha256), draft_size=(size, size))
-    picture.thumbnail((size, size))
-    out = io.BytesIO()
-    picture.save(out, "JPEG", quality=85)
-    return Response(
-        out.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"}
-    )
+            image = next(iter(sample_frames(str(store.path(asset.sha256)))), None)
+            picture = image.image if image else Image.new("RGB", (size, size))
+        else:
+            picture = load_image(store.path(asset.sha256), draft_size=(size, size),
+                                 max_pixels=settings.max_image_pixels)
+        picture.thumbnail((size, size))
+        out = io.BytesIO()
+        picture.save(out, "JPEG", quality=85)
+        picture.close()
+    write_atomically(cached, out.getvalue(), mode=PRIVATE_FILE_MODE)
+    return Response(out.getvalue(), media_type="image/jpeg", headers=headers)
 
 
 @router.get("/licences", response_model=list[LicenceRead])
-def list_licences(session: SessionDep, _: Reader, licensee: str | None = None) -> object:
+def list_licences(session: SessionDep, _: Reader,
+                  licensee: Annotated[str | None, Query(max_length=200)] = None) -> object:
     return catalog.list_licences(session, licensee=licensee)
 
 
@@ -189,5 +202,5 @@ def create_licence(body: LicenceCreate, session: SessionDep, key: Writer) -> obj
 
 
 @router.get("/licences/{licence_id}", response_model=LicenceRead)
-def get_licence(licence_id: int, session: SessionDep, _: Reader) -> object:
+def get_licence(licence_id: RowId, session: SessionDep, _: Reader) -> object:
     return catalog.get_licence(session, licence_id)

@@ -8,6 +8,7 @@ in this process (a background task); `GET /v1/clearances/{id}` shows its progres
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import uuid
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, Requ
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import SessionDep, SettingsDep, StoreDep, requires
+from api.deps import RowId, SessionDep, SettingsDep, StoreDep, requires
 from api.schemas.clearance import (
     CertificateCheckRead,
     ClearanceCreate,
@@ -28,7 +29,7 @@ from api.schemas.clearance import (
 from registry import clearance
 from registry.access import ApiKey, Role
 from registry.audit import record
-from registry.clearance.datasets import Dataset, open_dataset
+from registry.clearance.datasets import Dataset, check_archive, open_dataset
 from registry.clearance.reports import item_dict
 from registry.db import session_scope
 from registry.errors import Forbidden, InvalidInput, MediaTooLarge, NotFound, RegistryError
@@ -63,11 +64,9 @@ def _run_in_background(factory: sessionmaker[Session], settings: Settings, job_i
             max_distance=settings.pdq_match_distance, max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_image_pixels,
         )
-    except RegistryError as exc:
-        with session_scope(factory) as session:
-            job = clearance.get_job(session, job_id)
-            job.status, job.error = clearance.JobStatus.failed.value, exc.message
-    except Exception:  # a bug: keep the job resumable and say so in the log
+    except RegistryError as exc:  # run_job has marked the job failed (or left it as it was)
+        log.warning("clearance job %s: %s", job_id, exc.message)
+    except Exception:  # a bug: run_job has marked the job failed with the reason
         log.exception("clearance job %s stopped", job_id)
 
 
@@ -94,7 +93,8 @@ def _submit(
 ) -> dict[str, Any]:
     job = clearance.submit_job(session, dataset=dataset, use=use, licensee=licensee,
                                model_family=model, owner=key.name, owner_key_id=key.id,
-                               workers=workers, batch_size=batch_size)
+                               workers=workers, batch_size=batch_size,
+                               max_workers=request.app.state.settings.max_workers)
     record(session, actor=key.name, action="clearance.submit", subject=f"clearance:{job.id}",
            dataset=job.dataset_uri, use=use, licensee=licensee, model=model)
     data = clearance.job_dict(session, job)
@@ -147,9 +147,22 @@ def create_clearance_from_archive(
     folder.mkdir(parents=True)
     target = folder / f"dataset{suffix}"
     target.write_bytes(data)
-    dataset = open_dataset(target, allowed_roots=[folder])
+    try:
+        check_archive(target)  # bombs are refused before a job exists
+        dataset = open_dataset(target, allowed_roots=[folder])
+    except RegistryError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return _submit(request, background, session, key, dataset, use=use, licensee=licensee,
                    model=model, workers=workers, batch_size=batch_size)
+
+
+@router.post("/clearances/{job_id}/cancel", response_model=ClearanceRead)
+def cancel_clearance(job_id: RowId, session: SessionDep, key: Reader) -> object:
+    """Stop a pending or running job (a running one stops after its current batch; committed
+    items stay). 409 for a job that already ended."""
+    job = clearance.cancel_job(session, _job_for(session, job_id, key).id, actor=key.name)
+    return clearance.job_dict(session, job)
 
 
 @router.get("/clearances", response_model=list[ClearanceRead])
@@ -161,13 +174,13 @@ def list_clearances(session: SessionDep, key: Reader, limit: int = Query(50, ge=
 
 
 @router.get("/clearances/{job_id}", response_model=ClearanceRead)
-def get_clearance(job_id: int, session: SessionDep, key: Reader) -> object:
+def get_clearance(job_id: RowId, session: SessionDep, key: Reader) -> object:
     return clearance.job_dict(session, _job_for(session, job_id, key))
 
 
 @router.get("/clearances/{job_id}/report")
 def get_report(
-    job_id: int, session: SessionDep, store: StoreDep, key: Reader,
+    job_id: RowId, session: SessionDep, store: StoreDep, key: Reader,
     format: str = Query("json", pattern="^(json|csv|html)$"),
 ) -> Response:
     job = _job_for(session, job_id, key)
@@ -180,7 +193,7 @@ def get_report(
 
 @router.get("/clearances/{job_id}/items", response_model=list[ItemRead])
 def list_items(
-    job_id: int, session: SessionDep, key: Reader,
+    job_id: RowId, session: SessionDep, key: Reader,
     verdict: str | None = Query(None, pattern="^(clear|blocked|review|error)$"),
     limit: int = Query(1000, ge=1, le=100_000),
 ) -> object:
@@ -190,7 +203,7 @@ def list_items(
 
 
 @router.post("/clearances/{job_id}/items/{item}/review", response_model=ItemRead)
-def review_item(job_id: int, item: int, body: ReviewCreate, session: SessionDep,
+def review_item(job_id: RowId, item: RowId, body: ReviewCreate, session: SessionDep,
                 key: Legal) -> object:
     row = clearance.review_item(session, job_id=job_id, item=item, decision=body.decision,
                                 comment=body.comment, actor=key.name)
@@ -208,7 +221,7 @@ def _studio_keys(settings: Settings) -> Any:
 
 
 @router.post("/clearances/{job_id}/certificate", status_code=201)
-def issue_certificate(job_id: int, session: SessionDep, settings: SettingsDep,
+def issue_certificate(job_id: RowId, session: SessionDep, settings: SettingsDep,
                       key: Reader) -> dict[str, Any]:
     """Sign the certificate (the job must be finished with no item left in review)."""
     job = _job_for(session, job_id, key)
@@ -218,7 +231,7 @@ def issue_certificate(job_id: int, session: SessionDep, settings: SettingsDep,
 
 
 @router.get("/clearances/{job_id}/certificate")
-def get_certificate(job_id: int, session: SessionDep, key: Reader) -> dict[str, Any]:
+def get_certificate(job_id: RowId, session: SessionDep, key: Reader) -> dict[str, Any]:
     job = _job_for(session, job_id, key)
     if job.certificate is None:
         raise NotFound("certificate of clearance job", job_id)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, UploadFile
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep, requires
+from api.limits import decode_slot
 from api.schemas.fingerprint import MatchResponse
 from registry.access import ApiKey, Role
 from registry.errors import InvalidInput
@@ -59,6 +60,8 @@ def match(
             results.append(MatchResult(
                 name, f"{name}: upload is over the limit of {settings.max_upload_bytes} bytes"))
             continue
-        results.append(matcher.match_file(data, name=name, max_bytes=settings.max_upload_bytes,
-                                          max_pixels=settings.max_image_pixels))
+        with decode_slot():
+            results.append(matcher.match_file(data, name=name,
+                                              max_bytes=settings.max_upload_bytes,
+                                              max_pixels=settings.query_pixels))
     return {"results": [r.as_dict() for r in results]}

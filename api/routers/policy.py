@@ -114,7 +114,7 @@ def _asset_key(key: int | str) -> int | str:
         text = key.strip().lower()
         if len(text) == SHA256_HEX_LENGTH and all(c in "0123456789abcdef" for c in text):
             return text
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise InvalidInput(f"asset {key!r} is neither an id nor a sha256 hex digest")
         key = int(text)
     return key if 0 < key <= MAX_ASSET_ID else -1

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from sqlalchemy.orm import Session
 
 from api.deps import ANY_ROLE, ManifestIndexDep, SessionDep, SettingsDep, StoreDep, requires
+from api.limits import decode_slot
 from api.schemas.provenance import VerifyRead
 from registry.access import ApiKey, Role
 from registry.errors import InvalidInput, MediaTooLarge
@@ -120,20 +121,22 @@ def sign(
         # Catalog keys only: a server-side path is never read for a caller.
         specs.append(ingredient_from_key(session, store, ref, relationship=relationship))
     for upload in ingredient_file or []:
-        specs.append(ingredient_from_file(
-            session, _read(upload, settings), name=upload.filename or "ingredient",
-            matcher=matcher, max_bytes=settings.max_upload_bytes,
-            max_pixels=settings.max_image_pixels))
+        with decode_slot():
+            specs.append(ingredient_from_file(
+                session, _read(upload, settings), name=upload.filename or "ingredient",
+                matcher=matcher, max_bytes=settings.max_upload_bytes,
+                max_pixels=settings.query_pixels))
     keys = studio_signing_keys(signing_cert=settings.signing_cert,
                                signing_key=settings.signing_key, keys_dir=settings.keys_dir)
     policies = _policies(request, settings) if any(s.asset_id for s in specs) else None
-    outcome = sign_generated(
-        session, data, keys=keys, name=file.filename or "generated", model=model, prompt=prompt,
-        ingredients=specs, explicit=explicit, policies=policies, licensee=licensee, edit=edit,
-        replace_manifest=replace_manifest, actor=key.name,
-        studio_default=parse_training_specs(settings.default_training_mining),
-        training_mining=training_mining, studio=settings.studio_name, **limits,
-    )
+    with decode_slot():
+        outcome = sign_generated(
+            session, data, keys=keys, name=file.filename or "generated", model=model,
+            prompt=prompt, ingredients=specs, explicit=explicit, policies=policies,
+            licensee=licensee, edit=edit, replace_manifest=replace_manifest, actor=key.name,
+            studio_default=parse_training_specs(settings.default_training_mining),
+            training_mining=training_mining, studio=settings.studio_name, **limits,
+        )
     summary = {"manifest_id": outcome.signed.manifest_label,
                "soft_binding": {"alg": "io.iscc.v0", "iscc": outcome.signed.iscc}
                if outcome.signed.iscc else None,
@@ -169,10 +172,11 @@ def verify(
     in the manifest repository: `recovered` says whose it is and what its manifest said."""
     data = _read(file, settings)
     matcher = _matcher(session, settings)
-    result = verify_with_catalog(
-        session, data, anchors_pem=_anchors(settings), name=file.filename or "upload",
-        matcher=matcher, manifest_index=index, max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_image_pixels)
+    with decode_slot():
+        result = verify_with_catalog(
+            session, data, anchors_pem=_anchors(settings), name=file.filename or "upload",
+            matcher=matcher, manifest_index=index, max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.query_pixels)
     return result.as_dict()
 
 

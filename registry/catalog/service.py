@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.catalog.blobs import BlobStore, sha256_bytes
 from registry.catalog.models import Asset, AssetTag, Franchise, Licence, Rightsholder
+from registry.db import parse_row_id
 from registry.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from registry.media import probe
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
@@ -132,11 +134,12 @@ def find_asset_by_sha256(session: Session, sha256: str) -> Asset | None:
 
 def get_asset(session: Session, key: int | str) -> Asset:
     """An asset by id, or by sha256 when given a 64-character hex string."""
+    row_id = parse_row_id(key)
     row = (
         find_asset_by_sha256(session, key)
         if isinstance(key, str) and len(key) == 64
-        else session.get(Asset, int(key))
-        if str(key).isdigit()
+        else session.get(Asset, row_id)
+        if row_id is not None
         else None
     )
     if row is None:
@@ -216,8 +219,17 @@ def register_asset(
         franchise=franchise,
         tag_rows=[AssetTag(tag=t) for t in clean_tags(tags)],
     )
-    session.add(asset)
-    session.flush()
+    try:
+        # A savepoint: when another request registers the same bytes at the same moment, its
+        # row wins the unique sha256 and this call answers with it, like a later duplicate.
+        with session.begin_nested():
+            session.add(asset)
+            session.flush()
+    except IntegrityError:
+        existing = find_asset_by_sha256(session, digest)
+        if existing is None:
+            raise
+        return existing, False
     store.put(session, data, digest)
     return asset, True
 

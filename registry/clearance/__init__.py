@@ -19,6 +19,7 @@ from registry.clearance.certificates import (
 from registry.clearance.datasets import (
     Dataset,
     DatasetItem,
+    check_archive,
     compute_dataset_digest,
     open_dataset,
     read_item,
@@ -45,6 +46,7 @@ from registry.clearance.reports import (
 )
 from registry.clearance.runner import (
     WorkerConfig,
+    cancel_job,
     get_job,
     load_matcher,
     run_job,
@@ -86,6 +88,8 @@ __all__ = [
     "WorkerConfig",
     "build_eu_summary",
     "build_report",
+    "cancel_job",
+    "check_archive",
     "clear_dataset",
     "comparable",
     "compute_dataset_digest",

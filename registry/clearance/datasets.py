@@ -56,8 +56,18 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 # Sidecar members of a WebDataset sample (or of a folder image): metadata, not items.
 SIDECAR_SUFFIXES = (".txt", ".caption", ".json", ".cls")
 CAPTION_SUFFIXES = (".txt", ".caption")
-_BRACE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+_BRACE = re.compile(r"\{([0-9]+)\.\.([0-9]+)\}")
 READ_CHUNK_BYTES = 1 << 20
+# A `{a..b}` shard pattern names at most this many shards (expanded lazily, never as a list).
+MAX_SHARDS = 100_000
+# Archive bombs: an archive may hold at most this many members, unpack to at most this many
+# bytes, and unpack to at most MAX_ARCHIVE_RATIO times its own size. Images are already
+# compressed, so a real dataset archive sits near 1:1; a bomb of zeros is 1000:1.
+MAX_ARCHIVE_MEMBERS = 200_000
+MAX_ARCHIVE_UNPACKED_BYTES = 64 * 1024**3
+MAX_ARCHIVE_RATIO = 50
+# The longest file name component most file systems accept.
+MAX_NAME_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class Locator:
     offset: int = 0  # uncompressed tar: where the member's data starts
     size: int | None = None
     reason: str | None = None  # kind "invalid": why the item cannot be read
+    occurrence: int = 1  # archives may hold one name twice: which of them (1 = first)
 
 
 @dataclass(frozen=True)
@@ -136,20 +147,45 @@ def check_allowed(path: Path, allowed_roots: Sequence[Path]) -> Path:
     )
 
 
-def _shard_paths(pattern: str) -> list[Path]:
+def shard_count(pattern: str) -> int:
+    """How many shards a `{a..b}` pattern names. Raises InvalidInput over MAX_SHARDS or for a
+    reversed range."""
+    match = _BRACE.search(pattern)
+    if match is None:
+        return 1
+    first, last = match.group(1), match.group(2)
+    if len(first) > 12 or len(last) > 12 or int(last) < int(first):
+        raise InvalidInput(f"shard range {{{first}..{last}}} is not an ascending range of "
+                           "shard numbers")
+    count = int(last) - int(first) + 1
+    if count > MAX_SHARDS:
+        raise InvalidInput(f"shard range {{{first}..{last}}} names {count} shards; at most "
+                           f"{MAX_SHARDS} are allowed")
+    return count
+
+
+def _shard_paths(pattern: str) -> Iterator[Path]:
+    """The shards a pattern names, one at a time (a range of 10^5 shards is never a list)."""
     match = _BRACE.search(pattern)
     if match is None:
         root = Path(pattern)
         if root.is_dir():
-            return sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(".tar"))
-        return [root]
+            yield from sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(".tar"))
+            return
+        yield root
+        return
+    shard_count(pattern)
     first, last = match.group(1), match.group(2)
     width = len(first)
-    paths = []
     for number in range(int(first), int(last) + 1):
-        name = pattern[: match.start()] + str(number).zfill(width) + pattern[match.end():]
-        paths.append(Path(name))
-    return paths
+        yield Path(pattern[: match.start()] + str(number).zfill(width) + pattern[match.end():])
+
+
+def _check_name_lengths(text: str) -> None:
+    for part in Path(text).parts:
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            raise InvalidInput(f"a path component is longer than {MAX_NAME_BYTES} bytes: "
+                               f"{part[:40]}...")
 
 
 def open_dataset(
@@ -176,6 +212,9 @@ def open_dataset(
     Raises InvalidInput for a missing path, a path outside the allowed roots, or an unknown kind.
     """
     text = str(path)
+    if "\x00" in text:
+        raise InvalidInput("a dataset path cannot contain a NUL character")
+    _check_name_lengths(text)
     for extra in item_roots:
         if not Path(extra).is_dir():
             raise InvalidInput(f"{extra}: allowed root is not a folder")
@@ -188,19 +227,24 @@ def open_dataset(
         str(Path(r).resolve()) for r in [*(allowed_roots or ()), *item_roots,
                                          *([images_dir] if images_dir else [])]))
     if _BRACE.search(text):
-        shards = _shard_paths(text)
-        for shard in shards:
-            if not shard.is_file():
-                raise InvalidInput(f"{shard}: shard not found")
+        shard_count(text)
+        for shard in _shard_paths(text):
+            # Roots first: a path outside them is refused without saying whether it exists.
             if allowed_roots is not None:
                 check_allowed(shard, allowed_roots)
+            if not shard.is_file():
+                raise InvalidInput(f"{shard}: shard not found")
         resolved_pattern = str(Path(text).parent.resolve() / Path(text).name)
         return Dataset(resolved_pattern, "webdataset", {}, roots)
     source = Path(text)
-    if not source.exists():
-        raise InvalidInput(f"{source}: no such file or folder")
     if allowed_roots is not None:
         check_allowed(source, allowed_roots)
+    try:
+        found = source.exists()
+    except OSError as exc:
+        raise InvalidInput(f"{source}: cannot open ({exc.strerror})") from exc
+    if not found:
+        raise InvalidInput(f"{source}: no such file or folder")
     resolved = source.resolve()
     name = resolved.name.lower()
     if resolved.is_dir():
@@ -332,18 +376,95 @@ def _sample_key(member: str) -> tuple[str, str]:
     return (f"{folder}/{stem}" if folder else stem), ext.lower()
 
 
+class _ArchiveBudget:
+    """Counts an archive's members and unpacked bytes as they are listed; raises InvalidInput
+    (a bomb) as soon as a limit is passed, so a bomb is never unpacked to the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.label = str(path)
+        packed = path.stat().st_size
+        # Small archives of small files (a few captions) are fine whatever their ratio.
+        self.max_bytes = min(MAX_ARCHIVE_UNPACKED_BYTES,
+                             max(packed * MAX_ARCHIVE_RATIO, 16 * 1024 * 1024))
+        self.members = 0
+        self.unpacked = 0
+
+    def add(self, size: int) -> None:
+        self.members += 1
+        self.unpacked += max(size, 0)
+        if self.members > MAX_ARCHIVE_MEMBERS:
+            raise InvalidInput(f"{self.label}: more than {MAX_ARCHIVE_MEMBERS} members "
+                               "(refused as a possible archive bomb)")
+        if self.unpacked > self.max_bytes:
+            raise InvalidInput(
+                f"{self.label}: unpacks to more than {self.max_bytes} bytes (over "
+                f"{MAX_ARCHIVE_RATIO}x its size or {MAX_ARCHIVE_UNPACKED_BYTES} bytes; refused "
+                "as a possible archive bomb)",
+                detail={"limit_bytes": self.max_bytes, "ratio_limit": MAX_ARCHIVE_RATIO})
+
+
+def _occurrence_keys(names: Sequence[str]) -> list[tuple[str, int]]:
+    """(key, occurrence) per name: a name seen again gets `name#2`, `name#3`... (tar and zip
+    allow one name twice; each copy is its own item)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        count = seen.get(name, 0) + 1
+        seen[name] = count
+        out.append((name if count == 1 else f"{name}#{count}", count))
+    return out
+
+
+def check_archive(path: Path) -> None:
+    """Refuse an archive bomb before a job is queued (InvalidInput with the reason)."""
+    if path.name.lower().endswith(".zip"):
+        _zip_infos(path)
+    else:
+        with _open_tar(path) as archive:
+            _tar_members(archive, path)
+
+
+def _open_tar(path: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(path, mode="r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise InvalidInput(f"{path}: not a readable tar archive ({exc})") from exc
+
+
+def _tar_members(archive: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
+    budget = _ArchiveBudget(path)
+    members = []
+    try:
+        for member in archive:
+            budget.add(member.size if member.isfile() else 0)
+            members.append(member)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise InvalidInput(f"{path}: not a readable tar archive ({exc})") from exc
+    return members
+
+
+def _zip_infos(path: Path) -> list[zipfile.ZipInfo]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidInput(f"{path}: not a readable zip archive ({exc})") from exc
+    budget = _ArchiveBudget(path)
+    for info in infos:
+        budget.add(0 if info.is_dir() else info.file_size)
+    return infos
+
+
 def _archive_items(path: Path, *, prefix: str) -> Iterator[DatasetItem]:
     label = str(path)
     if path.name.lower().endswith(".zip"):
         yield from _zip_items(path, prefix)
         return
-    try:
-        archive = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the with below
-    except (tarfile.TarError, OSError) as exc:
-        raise InvalidInput(f"{label}: not a readable tar archive ({exc})") from exc
+    archive = _open_tar(path)
     compressed = not path.name.lower().endswith(".tar")
     with archive:
-        members = archive.getmembers()
+        members = _tar_members(archive, path)
+        keys = _occurrence_keys([m.name for m in members])
         captions: dict[str, str] = {}
         for member in members:
             sample, ext = _sample_key(member.name)
@@ -351,9 +472,9 @@ def _archive_items(path: Path, *, prefix: str) -> Iterator[DatasetItem]:
                 fh = archive.extractfile(member)
                 if fh is not None:
                     captions[sample] = fh.read().decode("utf-8", "replace").strip()
-        for member in members:
-            key = prefix + member.name
-            shown = f"{label}::{member.name}"
+        for member, (name_key, occurrence) in zip(members, keys, strict=True):
+            key = prefix + name_key
+            shown = f"{label}::{name_key}"
             if member.isdir():
                 continue
             _, ext = _sample_key(member.name)
@@ -374,6 +495,7 @@ def _archive_items(path: Path, *, prefix: str) -> Iterator[DatasetItem]:
                 member=member.name,
                 offset=-1 if compressed else member.offset_data,
                 size=member.size,
+                occurrence=occurrence,
             )
             yield DatasetItem(key, shown, locator, item_id=prefix + sample,
                               caption=captions.get(sample))
@@ -381,12 +503,15 @@ def _archive_items(path: Path, *, prefix: str) -> Iterator[DatasetItem]:
 
 def _zip_items(path: Path, prefix: str) -> Iterator[DatasetItem]:
     label = str(path)
+    _zip_infos(path)  # the bomb limits, before anything is read
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise InvalidInput(f"{label}: not a readable zip archive ({exc})") from exc
     with archive:
         infos = archive.infolist()
+        keys = dict(zip(map(id, infos), _occurrence_keys([i.filename for i in infos]),
+                        strict=True))
         captions: dict[str, str] = {}
         for info in infos:
             sample, ext = _sample_key(info.filename)
@@ -400,8 +525,9 @@ def _zip_items(path: Path, prefix: str) -> Iterator[DatasetItem]:
             sample, ext = _sample_key(info.filename)
             if f".{ext}" in SIDECAR_SUFFIXES:
                 continue
-            key = prefix + info.filename
-            shown = f"{label}::{info.filename}"
+            name_key, occurrence = keys[id(info)]
+            key = prefix + name_key
+            shown = f"{label}::{name_key}"
             reason = _unsafe_member_name(info.filename)
             mode = (info.external_attr >> 16) & 0o170000
             if reason is None and mode == 0o120000:
@@ -409,7 +535,8 @@ def _zip_items(path: Path, prefix: str) -> Iterator[DatasetItem]:
             if reason is not None:
                 yield _invalid(key, shown, reason)
                 continue
-            locator = Locator("zip", str(path), member=info.filename, size=info.file_size)
+            locator = Locator("zip", str(path), member=info.filename, size=info.file_size,
+                              occurrence=occurrence)
             yield DatasetItem(key, shown, locator, item_id=prefix + sample,
                               caption=captions.get(sample))
 
@@ -748,18 +875,23 @@ def _hash_stream(read: Any, limit: int) -> ItemBytes:
 
 
 # Compressed tars kept open per process, keyed by (path, mtime, size): a rewritten file reopens.
-_OPEN_TARS: dict[tuple[str, int, int], tarfile.TarFile] = {}
+# With each, its members by name (an archive may hold one name twice: see Locator.occurrence).
+_OPEN_TARS: dict[tuple[str, int, int],
+                 tuple[tarfile.TarFile, dict[str, list[tarfile.TarInfo]]]] = {}
 
 
-def _cached_tar(path: str) -> tarfile.TarFile:
+def _cached_tar(path: str) -> tuple[tarfile.TarFile, dict[str, list[tarfile.TarInfo]]]:
     """A compressed tar kept open in this process (members indexed once)."""
     stat = os.stat(path)
     cache_key = (path, stat.st_mtime_ns, stat.st_size)
-    tar = _OPEN_TARS.get(cache_key)
-    if tar is None:
+    opened = _OPEN_TARS.get(cache_key)
+    if opened is None:
         tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - cached for the process
-        _OPEN_TARS[cache_key] = tar
-    return tar
+        index: dict[str, list[tarfile.TarInfo]] = {}
+        for info in tar.getmembers():
+            index.setdefault(info.name, []).append(info)
+        opened = _OPEN_TARS[cache_key] = (tar, index)
+    return opened
 
 
 def read_item(item: DatasetItem, *, max_bytes: int) -> ItemBytes:
@@ -775,8 +907,12 @@ def read_item(item: DatasetItem, *, max_bytes: int) -> ItemBytes:
             with open(loc.path, "rb") as fh:
                 return _hash_stream(fh.read, max_bytes)
         if loc.kind == "zip":
-            with zipfile.ZipFile(loc.path) as zipped, zipped.open(loc.member or "") as packed:
-                return _hash_stream(packed.read, max_bytes)
+            with zipfile.ZipFile(loc.path) as zipped:
+                named = [i for i in zipped.infolist() if i.filename == loc.member]
+                if len(named) < loc.occurrence:
+                    return ItemBytes(None, None, None, "archive member is missing")
+                with zipped.open(named[loc.occurrence - 1]) as packed:
+                    return _hash_stream(packed.read, max_bytes)
         if loc.offset >= 0:  # uncompressed tar: seek straight to the member's data
             with open(loc.path, "rb") as fh:
                 fh.seek(loc.offset)
@@ -789,8 +925,11 @@ def read_item(item: DatasetItem, *, max_bytes: int) -> ItemBytes:
                     return block
 
                 return _hash_stream(bounded, max_bytes)
-        tar = _cached_tar(loc.path)
-        info = tar.getmember(loc.member or "")
+        tar, index = _cached_tar(loc.path)
+        members = index.get(loc.member or "", [])
+        if len(members) < loc.occurrence:
+            return ItemBytes(None, None, None, "archive member is missing")
+        info = members[loc.occurrence - 1]
         member = tar.extractfile(info) if info.isfile() else None
         if member is None:
             return ItemBytes(None, None, None, "archive member is not a regular file")
@@ -817,7 +956,7 @@ def read_head(item: DatasetItem, size: int = 64) -> bytes:
                 fh.seek(loc.offset)
                 return fh.read(min(size, loc.size or 0))
         if loc.kind == "tar":
-            member = _cached_tar(loc.path).extractfile(loc.member or "")
+            member = _cached_tar(loc.path)[0].extractfile(loc.member or "")
             return member.read(size) if member is not None else b""
     except (OSError, KeyError, tarfile.TarError, zipfile.BadZipFile, RuntimeError,
             NotImplementedError, EOFError):

@@ -30,7 +30,8 @@ class JobStatus(enum.StrEnum):
     pending = "pending"  # submitted, not started
     running = "running"  # started; a killed job stays here until resumed
     finished = "finished"
-    failed = "failed"  # the dataset could not be read at all (reason in `error`)
+    failed = "failed"  # the job could not go on (reason in `error`); never resumed on start
+    cancelled = "cancelled"  # stopped by a person; never resumed on start
 
 
 class Verdict(enum.StrEnum):

@@ -21,6 +21,8 @@ import hashlib
 import io
 import logging
 import multiprocessing
+import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -28,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.audit import record
 from registry.catalog.models import Asset
 from registry.clearance.datasets import (
     Dataset,
@@ -49,6 +53,41 @@ log = logging.getLogger("clearhouse.clearance")
 THUMBNAIL_PX = 160
 DEFAULT_BATCH_SIZE = 16
 EXACT_SIGNAL = "sha256"
+
+
+# A database that goes away (a PostgreSQL restart, a lost connection) pauses the job: each
+# commit is retried for this long before the job fails with the reason.
+DB_RETRY_S = 120.0
+DB_RETRY_PAUSE_S = 1.0
+
+
+class JobCancelled(Exception):
+    """Raised between batches when a person cancelled the running job (not an error)."""
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    name = type(exc.orig).__name__ if exc.orig is not None else ""
+    text = str(exc.orig or exc).lower()
+    return name in {"OperationalError", "InterfaceError", "AdminShutdown"} and not any(
+        word in text for word in ("syntax", "no such table", "does not exist"))
+
+
+def with_db_retry(fn: Callable[[], Any], *, what: str) -> Any:
+    """Run `fn` (a whole transaction), again after a pause while the database is unreachable."""
+    deadline = time.monotonic() + DB_RETRY_S
+    while True:
+        try:
+            return fn()
+        except DBAPIError as exc:
+            if not _is_disconnect(exc) or time.monotonic() > deadline:
+                raise
+            log.warning("%s: database unreachable (%s); retrying", what,
+                        str(exc.orig or exc).strip().splitlines()[0])
+            time.sleep(DB_RETRY_PAUSE_S)
 
 
 @dataclass(frozen=True)
@@ -156,9 +195,12 @@ def process_batch(batch: Sequence[tuple[int, DatasetItem]]) -> list[ItemOutcome]
     hashes = {got.sha256 for _, _, got in read if got.sha256}
     exact: dict[str, tuple[int, str]] = {}
     if hashes:
-        with Session(engine) as session:
-            exact = {sha: (hit.asset_id, hit.sha256)
-                     for sha, hit in find_in_catalog(session, hashes).items()}
+        def lookup() -> dict[str, tuple[int, str]]:
+            with Session(engine) as session:
+                return {sha: (hit.asset_id, hit.sha256)
+                        for sha, hit in find_in_catalog(session, hashes).items()}
+
+        exact = with_db_retry(lookup, what="exact lookup")
     outcomes = []
     for seq, item, got in read:
         base = ItemOutcome(seq=seq, key=item.key, path=item.path, item_id=item.item_id,
@@ -320,8 +362,13 @@ def submit_job(
     owner_key_id: int | None = None,
     workers: int = 1,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    max_workers: int | None = None,
 ) -> ClearanceJob:
-    """Record a new clearance job (status pending). Raises InvalidInput for a bad parameter."""
+    """Record a new clearance job (status pending). Raises InvalidInput for a bad parameter.
+
+    `workers` is capped at `max_workers` (the server's setting) and at this machine's CPU count:
+    a caller may ask for 64 processes, the job gets what the machine can hold.
+    """
     if use not in USES:
         raise InvalidInput(f"use {use!r} is not one of {', '.join(USES)}")
     if not licensee.strip():
@@ -330,6 +377,7 @@ def submit_job(
         raise InvalidInput("workers must be between 1 and 64")
     if batch_size < 1 or batch_size > 10_000:
         raise InvalidInput("batch size must be between 1 and 10000")
+    workers = min(workers, max_workers or workers, os.cpu_count() or 1)
     job = ClearanceJob(
         status=JobStatus.pending.value,
         dataset_uri=dataset.uri,
@@ -374,7 +422,18 @@ def _batches(
 def _commit_batch(
     factory: sessionmaker[Session], job_id: int, outcomes: Sequence[ItemOutcome], decider: Decider
 ) -> int:
+    """Commit one batch (idempotent: keys already committed are skipped, so a retry after a lost
+    connection writes no duplicate). Raises JobCancelled if the job was cancelled meanwhile."""
+    return int(with_db_retry(lambda: _commit_batch_once(factory, job_id, outcomes, decider),
+                             what=f"clearance job {job_id}"))
+
+
+def _commit_batch_once(
+    factory: sessionmaker[Session], job_id: int, outcomes: Sequence[ItemOutcome], decider: Decider
+) -> int:
     with session_scope(factory) as session:
+        if get_job(session, job_id).status == JobStatus.cancelled.value:
+            raise JobCancelled(job_id)
         existing = set(session.scalars(
             select(ClearanceItem.item_key).where(
                 ClearanceItem.job_id == job_id,
@@ -406,8 +465,14 @@ def _commit_batch(
 
 
 def _finish(factory: sessionmaker[Session], job_id: int) -> None:
+    with_db_retry(lambda: _finish_once(factory, job_id), what=f"clearance job {job_id}")
+
+
+def _finish_once(factory: sessionmaker[Session], job_id: int) -> None:
     with session_scope(factory) as session:
         job = get_job(session, job_id)
+        if job.status == JobStatus.cancelled.value:
+            raise JobCancelled(job_id)
         rows = session.execute(
             select(ClearanceItem.sha256, ClearanceItem.item_key).where(
                 ClearanceItem.job_id == job_id)
@@ -437,11 +502,51 @@ def run_job(
     unknown job, Conflict if the job is already finished or the policies changed since it
     started, InvalidInput if the dataset can no longer be read (the job is then marked failed).
     """
+    try:
+        _run_job(factory, job_id, config=config, policies=policies, matcher=matcher,
+                 on_progress=on_progress)
+    except JobCancelled:
+        log.info("clearance job %s was cancelled", job_id)
+    except (NotFound, Conflict):
+        raise  # nothing was started: the job is as it was
+    except Exception as exc:
+        # Whatever stopped the job (a dataset that cannot be read, a bug): the job ends `failed`
+        # with the reason, so it is not retried at every start, and the error still propagates.
+        reason = exc.message if isinstance(exc, RegistryError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, RegistryError):
+            log.exception("clearance job %s failed", job_id)
+        mark_failed(factory, job_id, reason)
+        raise
+
+
+def mark_failed(factory: sessionmaker[Session], job_id: int, reason: str) -> None:
+    """Record that job `job_id` stopped for `reason` (unless a person cancelled it meanwhile)."""
+
+    def write() -> None:
+        with session_scope(factory) as session:
+            job = get_job(session, job_id)
+            if job.status != JobStatus.cancelled.value:
+                job.status, job.error = JobStatus.failed.value, reason[:4000]
+
+    with_db_retry(write, what=f"clearance job {job_id}")
+
+
+def _run_job(
+    factory: sessionmaker[Session],
+    job_id: int,
+    *,
+    config: WorkerConfig,
+    policies: Any,
+    matcher: Any | None,
+    on_progress: ProgressFn | None = None,
+) -> None:
     versions = policy_versions_of(policies)
     with session_scope(factory) as session:
         job = get_job(session, job_id)
         if job.status == JobStatus.finished.value:
             raise Conflict(f"clearance job {job_id} is already finished")
+        if job.status == JobStatus.cancelled.value:
+            raise Conflict(f"clearance job {job_id} was cancelled; submit a new job")
         if job.started_at is None:
             job.started_at = utcnow()
             job.policy_versions = versions
@@ -460,13 +565,7 @@ def run_job(
         dataset = dataset_of(job)
         use, licensee, model = job.use, job.licensee, job.model_family
         workers, batch_size = job.workers, job.batch_size
-    try:
-        items = dataset.items()
-    except RegistryError as exc:
-        with session_scope(factory) as session:
-            job = get_job(session, job_id)
-            job.status, job.error = JobStatus.failed.value, exc.message
-        raise
+    items = dataset.items()
     with session_scope(factory) as session:
         job = get_job(session, job_id)
         job.total_items = len(items)
@@ -518,6 +617,22 @@ def _run_pool(
                 following = next(queue, None)
                 if following is not None:
                     running.add(pool.submit(process_batch, following))
+
+
+def cancel_job(session: Session, job_id: int, *, actor: str) -> ClearanceJob:
+    """Stop a pending or running job: a running one stops after its current batch; committed
+    items stay. Raises NotFound, or Conflict for a job that already ended."""
+    job = get_job(session, job_id)
+    if job.status not in (JobStatus.pending.value, JobStatus.running.value):
+        raise Conflict(f"clearance job {job_id} is {job.status}; only a pending or running job "
+                       "can be cancelled")
+    previous = job.status
+    job.status = JobStatus.cancelled.value
+    job.finished_at = utcnow()
+    session.flush()
+    record(session, actor=actor, action="clearance.cancel", subject=f"clearance:{job_id}",
+           previous_status=previous, done_items=job.done_items)
+    return job
 
 
 def unfinished_jobs(session: Session) -> list[ClearanceJob]:

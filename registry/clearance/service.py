@@ -27,7 +27,7 @@ from registry.clearance.runner import (
     run_job,
     submit_job,
 )
-from registry.db import session_scope, utcnow
+from registry.db import parse_row_id, session_scope, utcnow
 from registry.errors import Conflict, InvalidInput, NotFound
 
 REVIEW_DECISIONS = ("allowed", "blocked")
@@ -46,8 +46,9 @@ def list_jobs(
 def get_item(session: Session, job_id: int, item: int | str) -> ClearanceItem:
     """An item of a job by row id or by item key. Raises NotFound."""
     query = select(ClearanceItem).where(ClearanceItem.job_id == job_id)
-    if isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
-        found = session.scalar(query.where(ClearanceItem.id == int(item)))
+    row_id = parse_row_id(item)
+    if row_id is not None:
+        found = session.scalar(query.where(ClearanceItem.id == row_id))
         if found is not None:
             return found
     found = session.scalar(query.where(ClearanceItem.item_key == str(item)))

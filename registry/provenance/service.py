@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from registry import catalog
 from registry.audit import record
 from registry.catalog import Asset, BlobStore, sha256_bytes
+from registry.db import parse_row_id
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprint import Match, Matcher
 from registry.media import probe
@@ -166,8 +167,9 @@ def ingredient_from_key(
     Raises NotFound for an unknown asset, InvalidInput for anything else.
     """
     key = ref.strip().lower()
-    if key.isdigit() or _SHA256.match(key):
-        asset = catalog.get_asset(session, int(key) if key.isdigit() else key)
+    row_id = parse_row_id(key)
+    if row_id is not None or _SHA256.match(key):
+        asset = catalog.get_asset(session, row_id if row_id is not None else key)
         return ingredient_from_asset(store, asset, relationship=relationship, source=ref)
     raise InvalidInput(f"ingredient {ref!r}: {what}")
 
