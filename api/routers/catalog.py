@@ -25,7 +25,7 @@ from registry import catalog
 from registry.access import ApiKey, Role
 from registry.audit import record
 from registry.db import MAX_ROW_ID
-from registry.errors import MediaTooLarge
+from registry.errors import AlreadyExists, MediaTooLarge
 from registry.files import PRIVATE_FILE_MODE, write_atomically
 from registry.fingerprint import fingerprint_new_asset
 from registry.media import load_image
@@ -110,20 +110,23 @@ def upload_asset(
         raise MediaTooLarge(
             f"{file.filename}: upload is over the limit of {settings.max_upload_bytes} bytes"
         )
-    holder = catalog.get_rightsholder(session, rightsholder)
-    fr = catalog.get_franchise(session, franchise) if franchise else None
-    asset, created = catalog.register_asset(
-        session,
-        store=store,
-        data=data,
-        name=file.filename or "upload",
-        rightsholder=holder,
-        franchise=fr,
-        title=title,
-        tags=tags.split(","),
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_image_pixels,
-    )
+
+    def register() -> tuple[catalog.Asset, bool]:
+        holder = catalog.get_rightsholder(session, rightsholder)
+        fr = catalog.get_franchise(session, franchise) if franchise else None
+        return catalog.register_asset(
+            session, store=store, data=data, name=file.filename or "upload",
+            rightsholder=holder, franchise=fr, title=title, tags=tags.split(","),
+            max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
+        )
+
+    try:
+        asset, created = register()
+    except AlreadyExists:
+        # The same bytes were uploaded at the same moment and the other request won: answer
+        # like any later duplicate (200 existing).
+        session.rollback()
+        asset, created = register()
     if created:
         fingerprint_new_asset(session, asset, data)
         record(session, actor=key.name, action="asset.create", subject=f"asset:{asset.id}")

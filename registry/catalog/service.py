@@ -188,8 +188,9 @@ def register_asset(
     """Validate and register `data` as an asset; returns (asset, created).
 
     The same bytes registered again return the existing asset with created=False (new tags are
-    added to it). Invalid media raises before anything is written; the blob written here is
-    removed again if the caller's transaction rolls back.
+    added to it). Raises AlreadyExists when a concurrent transaction registered the same bytes
+    first: roll back and call again to get its asset. Invalid media raises before anything is
+    written; the blob written here is removed again if the caller's transaction rolls back.
     """
     digest = sha256_bytes(data)
     existing = find_asset_by_sha256(session, digest)
@@ -219,17 +220,14 @@ def register_asset(
         franchise=franchise,
         tag_rows=[AssetTag(tag=t) for t in clean_tags(tags)],
     )
+    session.add(asset)
     try:
-        # A savepoint: when another request registers the same bytes at the same moment, its
-        # row wins the unique sha256 and this call answers with it, like a later duplicate.
-        with session.begin_nested():
-            session.add(asset)
-            session.flush()
-    except IntegrityError:
-        existing = find_asset_by_sha256(session, digest)
-        if existing is None:
-            raise
-        return existing, False
+        session.flush()
+    except IntegrityError as exc:
+        # Another transaction registered the same bytes at the same moment and won the unique
+        # sha256. No savepoint here (pysqlite's savepoints commit the outer transaction): the
+        # caller rolls back and registers again, which finds the winner's row.
+        raise AlreadyExists("asset", digest) from exc
     store.put(session, data, digest)
     return asset, True
 
