@@ -14,6 +14,7 @@ from api import console
 from api.errors import install_error_handlers
 from api.limits import RequestGuard
 from api.routers import (
+    audit,
     catalog,
     clearance,
     export,
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.add_middleware(RequestGuard, upload_limit=settings.max_upload_bytes)
 
     app.include_router(health.router)
-    for area in (catalog, policy, fingerprint, clearance, export, provenance, softbinding):
+    for area in (catalog, policy, fingerprint, clearance, export, provenance, softbinding, audit):
         app.include_router(area.router)
     console.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

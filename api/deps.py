@@ -13,6 +13,7 @@ from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from registry.access import ApiKey, Role, authenticate, require_role
+from registry.audit import Actor
 from registry.catalog import BlobStore
 from registry.db import MAX_ROW_ID
 from registry.provenance.repository import ManifestIndex
@@ -80,6 +81,11 @@ def requires(*roles: Role) -> Callable[[Request, Session], ApiKey]:
         return key
 
     return dependency
+
+
+def actor_of(key: ApiKey) -> Actor:
+    """The audit log's name for an API caller: key name, id and role."""
+    return Actor(key.name, key.id, key.role)
 
 
 ANY_ROLE = (Role.admin, Role.legal, Role.ml, Role.partner)

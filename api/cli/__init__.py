@@ -35,7 +35,7 @@ COMMANDS: dict[str, str] = {
     "fingerprint": "Fingerprints of the catalog and their index.",
     "clear": "Clear a dataset for a use: per-item verdicts, a report, and an exit code (0 "
              "clear, 1 blocked, 2 review, 3 unreadable items).",
-    "clearances": "Clearance jobs: list, show, report.",
+    "clearances": "Clearance jobs: list, show, report, resume, cancel.",
     "review": "Legal review of clearance items left in `review`.",
     "certificate": "Signed clearance certificates (in-toto / DSSE).",
     "summary": "Data for the EU AI Act public summary of training content (Commission "
@@ -45,6 +45,9 @@ COMMANDS: dict[str, str] = {
             "permissions.",
     "verify": "Verify a file's C2PA manifest against the trust anchors, and match it to the "
               "catalog.",
+    "doctor": "Check the blob store against the database: orphan and half-written blobs, rows "
+              "without blobs.",
+    "audit": "The audit log: who did what, when; tamper-evident.",
 }
 
 
@@ -54,6 +57,7 @@ def build_app() -> typer.Typer:
 
     from api.cli import (
         admin,
+        audit,
         catalog,
         clearance,
         cleared,
@@ -65,7 +69,8 @@ def build_app() -> typer.Typer:
 
     app = typer.Typer(name="clearhouse", help=HELP, no_args_is_help=True,
                       pretty_exceptions_enable=False)
-    for module in (admin, catalog, keys, policy, fingerprint, clearance, cleared, provenance):
+    for module in (admin, catalog, keys, policy, fingerprint, clearance, cleared, provenance,
+                   audit):
         module.register(app)
     return app
 

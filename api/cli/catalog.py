@@ -11,6 +11,7 @@ import typer
 
 from api.cli.context import (
     JsonOpt,
+    cli_actor,
     console,
     emit_json,
     err_console,
@@ -84,6 +85,7 @@ def import_assets(
         sidecar=catalog.read_sidecar(sidecar) if sidecar else {},
         max_bytes=reg.settings.max_upload_bytes,
         max_pixels=reg.settings.max_image_pixels,
+        actor=cli_actor(),
     )
     files = expand_paths(paths)
     results: list[ImportResult] = []
@@ -184,7 +186,8 @@ def create_franchise(
     reg = open_registry()
     with reg.session() as session:
         holder = catalog.get_rightsholder(session, rightsholder)
-        row = catalog.create_franchise(session, name=name, rightsholder=holder)
+        row = catalog.create_franchise(session, name=name, rightsholder=holder,
+                                       actor=cli_actor())
         data = {"id": row.id, "name": row.name, "rightsholder": holder.name}
     emit_json(data) if as_json else console.print(f"created franchise {row.id} {row.name!r}")
 
@@ -211,7 +214,7 @@ def create_rightsholder(name: str, as_json: JsonOpt = False) -> None:
     """Create a rightsholder."""
     reg = open_registry()
     with reg.session() as session:
-        row = catalog.create_rightsholder(session, name=name)
+        row = catalog.create_rightsholder(session, name=name, actor=cli_actor())
         data = {"id": row.id, "name": row.name}
     emit_json(data) if as_json else console.print(f"created rightsholder {row.id} {row.name!r}")
 
@@ -264,7 +267,7 @@ def create_licence(
             scope={"franchises": franchise or []},
             valid_from=valid_from.date() if valid_from else None,
             valid_to=valid_to.date() if valid_to else None,
-            policy_file=policy_file,
+            policy_file=policy_file, actor=cli_actor(),
         )
         data = {"id": row.id, "name": row.name}
     emit_json(data) if as_json else console.print(f"created licence {row.id} {row.name!r}")

@@ -8,9 +8,7 @@ registry error is a one-line message and exit 1 (see README.md, "Dataset clearan
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,8 +18,10 @@ import typer
 from api.cli.context import (
     JsonOpt,
     Registry,
+    cli_actor,
     console,
     emit_json,
+    err_console,
     fail,
     handle_errors,
     make_table,
@@ -29,7 +29,9 @@ from api.cli.context import (
     progress,
 )
 from registry import clearance
+from registry.audit import Actor
 from registry.clearance.datasets import open_dataset
+from registry.clearance.drift import certificate_drift
 from registry.clearance.reports import item_dict
 from registry.errors import InvalidInput
 
@@ -47,13 +49,8 @@ AllowedRootOpt = Annotated[list[Path] | None, typer.Option(
 VERDICT_STYLE = {"clear": "green", "blocked": "red", "review": "yellow", "error": "magenta"}
 
 
-def _actor(name: str | None) -> str:
-    if name:
-        return name
-    try:
-        return os.environ.get("CLEARHOUSE_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
+def _actor(name: str | None) -> Actor:
+    return cli_actor(name)
 
 
 def _policies(reg: Registry) -> Any:
@@ -176,7 +173,8 @@ def clear(
                        "caption_column": caption_column}
             result = clearance.clear_dataset(
                 reg.factory, dataset, use=use, licensee=licensee, model_family=model,
-                owner=_actor(actor), workers=workers, batch_size=batch_size,
+                owner=_actor(actor).name, actor=_actor(actor), workers=workers,
+                batch_size=batch_size,
                 manifest_columns=columns, item_roots=allowed_root or [], images_dir=images,
                 on_progress=tick, **common)
     if report is not None:
@@ -255,12 +253,16 @@ def show_clearance(job: int, as_json: JsonOpt = False) -> None:
     """Status, progress and summary of one job."""
     reg = open_registry()
     with reg.session() as session:
-        data = clearance.job_dict(session, clearance.get_job(session, job))
+        found = clearance.get_job(session, job)
+        data = clearance.job_dict(session, found)
+        drift = certificate_drift(session, found)
     if as_json:
-        emit_json(data)
+        emit_json({**data, "certificate_drift": drift})
         return
     for key, value in data.items():
         console.print(f"[bold]{key}[/]: {value}", highlight=False)
+    for problem in drift:
+        err_console.print(f"[yellow]warning[/]: {problem}", highlight=False)
 
 
 @clearances_app.command("report")
@@ -393,18 +395,42 @@ def certificate_verify(
             fail(f"dataset: {exc.message}")
     check = clearance.verify_certificate(file.read_bytes(), anchors_pem=anchors, dataset=opened,
                                          max_bytes=settings.max_upload_bytes)
+    drift = _registry_drift(check.statement) if check.valid else []
     if as_json:
-        emit_json(check.as_dict())
+        emit_json({**check.as_dict(), "drift": drift})
     elif check.valid:
         data = check.as_dict()
         console.print(f"[green]valid[/]: {check.reason}", highlight=False)
         console.print(f"signer: {check.signer}\ndataset: sha256:{check.dataset_digest}\n"
                       f"use {data['use']} by {data['licensee']} (model {data['model']}); "
                       f"counts {data['counts']}", highlight=False)
+        for problem in drift:
+            err_console.print(f"[yellow]warning[/]: {problem}", highlight=False)
     if not check.valid:
         if as_json:
             raise typer.Exit(1)
         fail(f"invalid certificate: {check.reason}")
+
+
+def _registry_drift(statement: dict[str, Any] | None) -> list[str]:
+    """Items of the certified job changed in this registry since the certificate (when the job
+    is in this registry's database with this very certificate); [] otherwise."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from registry.clearance.drift import certificate_drift, certified_statement
+
+    job_id = ((statement or {}).get("predicate") or {}).get("job", {}).get("id")
+    if not isinstance(job_id, int):
+        return []
+    try:
+        reg = open_registry(migrate_schema=False)
+        with reg.session() as session:
+            job = session.get(clearance.ClearanceJob, job_id)
+            if job is None or certified_statement(job.certificate) != statement:
+                return []
+            return certificate_drift(session, job)
+    except SQLAlchemyError:  # no registry database here: an offline check has nothing to add
+        return []
 
 
 def _certified_options(file: Path) -> dict[str, str]:

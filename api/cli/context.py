@@ -7,7 +7,9 @@ command chooses); no traceback for a user's mistake.
 from __future__ import annotations
 
 import functools
+import getpass
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +31,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.audit import Actor
 from registry.catalog import BlobStore
 from registry.db import make_engine, make_session_factory, migrate, session_scope
 from registry.errors import RegistryError
@@ -76,6 +79,17 @@ def announce_new_home(settings: Settings) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     sys.stderr.write(f"created a new registry home at {settings.home.resolve()} "
                      "(set CLEARHOUSE_HOME to use another)\n")
+
+
+def cli_actor(name: str | None = None) -> Actor:
+    """Who acts at the command line, for the audit log: `--as NAME`, else CLEARHOUSE_USER, else
+    the login name; role `cli` (the command line has the database itself, no API key)."""
+    if not name:
+        try:
+            name = os.environ.get("CLEARHOUSE_USER") or getpass.getuser()
+        except (KeyError, OSError):
+            name = "cli"
+    return Actor(name, role="cli")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -9,9 +9,16 @@ from typing import Annotated
 
 import typer
 
-from api.cli.context import JsonOpt, console, emit_json, handle_errors, make_table, open_registry
+from api.cli.context import (
+    JsonOpt,
+    cli_actor,
+    console,
+    emit_json,
+    handle_errors,
+    make_table,
+    open_registry,
+)
 from registry.access import Role, create_api_key, list_api_keys, revoke_api_key
-from registry.audit import record
 
 keys_app = typer.Typer(help="API keys (roles) and the studio's signing keys.",
                        no_args_is_help=True)
@@ -27,9 +34,7 @@ def create(
     """Create an API key. The key is printed once; only its hash is stored."""
     reg = open_registry()
     with reg.session() as session:
-        row, plain = create_api_key(session, name=name, role=role)
-        record(session, actor="cli", action="api_key.create", subject=f"api_key:{row.prefix}",
-               role=row.role, name=name)
+        row, plain = create_api_key(session, name=name, role=role, actor=cli_actor())
         data = {"key": plain, "prefix": row.prefix, "role": row.role, "name": row.name}
     if as_json:
         emit_json(data)
@@ -63,8 +68,7 @@ def revoke(prefix: str) -> None:
     """Revoke an API key by its prefix."""
     reg = open_registry()
     with reg.session() as session:
-        revoke_api_key(session, prefix=prefix)
-        record(session, actor="cli", action="api_key.revoke", subject=f"api_key:{prefix}")
+        revoke_api_key(session, prefix=prefix, actor=cli_actor())
     console.print(f"revoked key {prefix!r}")
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile, status
 from PIL import Image
 
-from api.deps import RowId, RowIdFilter, SessionDep, SettingsDep, StoreDep, requires
+from api.deps import RowId, RowIdFilter, SessionDep, SettingsDep, StoreDep, actor_of, requires
 from api.limits import decode_slot
 from api.schemas.catalog import (
     AssetPage,
@@ -23,7 +23,6 @@ from api.schemas.catalog import (
 )
 from registry import catalog
 from registry.access import ApiKey, Role
-from registry.audit import record
 from registry.db import MAX_ROW_ID
 from registry.errors import AlreadyExists, MediaTooLarge
 from registry.files import PRIVATE_FILE_MODE, write_atomically
@@ -45,9 +44,7 @@ def list_rightsholders(session: SessionDep, _: Reader) -> object:
 
 @router.post("/rightsholders", response_model=RightsholderRead, status_code=201)
 def create_rightsholder(body: RightsholderCreate, session: SessionDep, key: Writer) -> object:
-    row = catalog.create_rightsholder(session, name=body.name)
-    record(session, actor=key.name, action="rightsholder.create", subject=f"rightsholder:{row.id}")
-    return row
+    return catalog.create_rightsholder(session, name=body.name, actor=actor_of(key))
 
 
 @router.get("/rightsholders/{rightsholder_id}", response_model=RightsholderRead)
@@ -65,9 +62,8 @@ def list_franchises(
 @router.post("/franchises", response_model=FranchiseRead, status_code=201)
 def create_franchise(body: FranchiseCreate, session: SessionDep, key: Writer) -> object:
     holder = catalog.get_rightsholder(session, body.rightsholder)
-    row = catalog.create_franchise(session, name=body.name, rightsholder=holder)
-    record(session, actor=key.name, action="franchise.create", subject=f"franchise:{row.id}")
-    return row
+    return catalog.create_franchise(session, name=body.name, rightsholder=holder,
+                                    actor=actor_of(key))
 
 
 @router.get("/franchises/{franchise_id}", response_model=FranchiseRead)
@@ -118,6 +114,7 @@ def upload_asset(
             session, store=store, data=data, name=file.filename or "upload",
             rightsholder=holder, franchise=fr, title=title, tags=tags.split(","),
             max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
+            actor=actor_of(key),
         )
 
     try:
@@ -129,7 +126,6 @@ def upload_asset(
         asset, created = register()
     if created:
         fingerprint_new_asset(session, asset, data)
-        record(session, actor=key.name, action="asset.create", subject=f"asset:{asset.id}")
     else:
         response.status_code = status.HTTP_200_OK
     return {"status": "created" if created else "existing", "asset": asset}
@@ -199,8 +195,8 @@ def create_licence(body: LicenceCreate, session: SessionDep, key: Writer) -> obj
         model_families=body.model_families,
         policy_file=body.policy_file,
         notes=body.notes,
+        actor=actor_of(key),
     )
-    record(session, actor=key.name, action="licence.create", subject=f"licence:{row.id}")
     return row
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, Requ
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import RowId, SessionDep, SettingsDep, StoreDep, requires
+from api.deps import RowId, SessionDep, SettingsDep, StoreDep, actor_of, requires
 from api.schemas.clearance import (
     CertificateCheckRead,
     ClearanceCreate,
@@ -28,7 +28,6 @@ from api.schemas.clearance import (
 )
 from registry import clearance
 from registry.access import ApiKey, Role
-from registry.audit import record
 from registry.clearance.datasets import Dataset, check_archive, open_dataset
 from registry.clearance.reports import item_dict
 from registry.db import session_scope
@@ -94,9 +93,8 @@ def _submit(
     job = clearance.submit_job(session, dataset=dataset, use=use, licensee=licensee,
                                model_family=model, owner=key.name, owner_key_id=key.id,
                                workers=workers, batch_size=batch_size,
-                               max_workers=request.app.state.settings.max_workers)
-    record(session, actor=key.name, action="clearance.submit", subject=f"clearance:{job.id}",
-           dataset=job.dataset_uri, use=use, licensee=licensee, model=model)
+                               max_workers=request.app.state.settings.max_workers,
+                               actor=actor_of(key))
     data = clearance.job_dict(session, job)
     background.add_task(_run_in_background, request.app.state.session_factory,
                         request.app.state.settings, job.id)
@@ -161,7 +159,8 @@ def create_clearance_from_archive(
 def cancel_clearance(job_id: RowId, session: SessionDep, key: Reader) -> object:
     """Stop a pending or running job (a running one stops after its current batch; committed
     items stay). 409 for a job that already ended."""
-    job = clearance.cancel_job(session, _job_for(session, job_id, key).id, actor=key.name)
+    job = clearance.cancel_job(session, _job_for(session, job_id, key).id,
+                               actor=actor_of(key))
     return clearance.job_dict(session, job)
 
 
@@ -206,7 +205,7 @@ def list_items(
 def review_item(job_id: RowId, item: RowId, body: ReviewCreate, session: SessionDep,
                 key: Legal) -> object:
     row = clearance.review_item(session, job_id=job_id, item=item, decision=body.decision,
-                                comment=body.comment, actor=key.name)
+                                comment=body.comment, actor=actor_of(key))
     return item_dict(row)
 
 
@@ -227,7 +226,7 @@ def issue_certificate(job_id: RowId, session: SessionDep, settings: SettingsDep,
     job = _job_for(session, job_id, key)
     keys = _studio_keys(settings)
     return clearance.issue_certificate(session, job, private_key=keys.private_key,
-                                       chain_pem=keys.chain_pem, actor=key.name)
+                                       chain_pem=keys.chain_pem, actor=actor_of(key))
 
 
 @router.get("/clearances/{job_id}/certificate")

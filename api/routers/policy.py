@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep, requires
+from api.deps import SessionDep, actor_of, requires
 from api.schemas.policy import DecisionBatch, DecisionRequest, PolicyList
 from registry.access import ApiKey, Role
 from registry.audit import record
@@ -90,7 +90,7 @@ def reload_policies(session: SessionDep, holder: HolderDep, key: Admin) -> objec
     """Load the policy files again (admin). Invalid files: 422, and nothing changes."""
     policy_set = holder.reload()
     record_policy_versions(session, policy_set)
-    record(session, actor=key.name, action="policy.reload", subject="policies",
+    record(session, actor=actor_of(key), action="policy.reload", subject="policies",
            versions=[v.as_dict() for v in policy_set.versions])
     return _policy_list(policy_set)
 
@@ -142,7 +142,8 @@ def decide(body: DecisionRequest, session: SessionDep, holder: HolderDep,
         territory=body.territory, resolution=body.resolution, attribution=body.attribution,
     )
     counts = Counter(str(d.outcome) for d in decisions)
-    record(session, actor=key.name, action="policy.decide", subject=f"licensee:{body.licensee}",
+    record(session, actor=actor_of(key), action="policy.decide",
+           subject=f"licensee:{body.licensee}",
            use=str(body.use), on=str(decisions[0].on), assets=len(decisions),
            outcomes=dict(counts), versions=[v.as_dict() for v in policy_set.versions])
     out = []

@@ -11,7 +11,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from sqlalchemy.orm import Session
 
-from api.deps import ANY_ROLE, ManifestIndexDep, SessionDep, SettingsDep, StoreDep, requires
+from api.deps import (
+    ANY_ROLE,
+    ManifestIndexDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    actor_of,
+    requires,
+)
 from api.limits import decode_slot
 from api.schemas.provenance import VerifyRead
 from registry.access import ApiKey, Role
@@ -133,7 +141,7 @@ def sign(
         outcome = sign_generated(
             session, data, keys=keys, name=file.filename or "generated", model=model,
             prompt=prompt, ingredients=specs, explicit=explicit, policies=policies,
-            licensee=licensee, edit=edit, replace_manifest=replace_manifest, actor=key.name,
+            licensee=licensee, edit=edit, replace_manifest=replace_manifest, actor=actor_of(key),
             studio_default=parse_training_specs(settings.default_training_mining),
             training_mining=training_mining, studio=settings.studio_name, **limits,
         )

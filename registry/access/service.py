@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.access.models import ApiKey, Role
+from registry.audit import SYSTEM, Actor, record
 from registry.db import utcnow
 from registry.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 
@@ -24,7 +25,9 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(session: Session, *, name: str, role: str) -> tuple[ApiKey, str]:
+def create_api_key(
+    session: Session, *, name: str, role: str, actor: Actor | str = SYSTEM
+) -> tuple[ApiKey, str]:
     """Make a key; returns the row and the plain key, which is shown once and never stored."""
     try:
         parsed = Role(role)
@@ -37,6 +40,8 @@ def create_api_key(session: Session, *, name: str, role: str) -> tuple[ApiKey, s
     row = ApiKey(name=name, prefix=prefix, secret_hash=_digest(plain), role=parsed.value)
     session.add(row)
     session.flush()
+    record(session, actor=actor, action="api_key.create", subject=f"api_key:{row.prefix}",
+           key_id=row.id, role=row.role, name=name)
     return row, plain
 
 
@@ -70,10 +75,12 @@ def list_api_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
-def revoke_api_key(session: Session, *, prefix: str) -> ApiKey:
+def revoke_api_key(session: Session, *, prefix: str, actor: Actor | str = SYSTEM) -> ApiKey:
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if row is None:
         raise NotFound("api key", prefix)
     row.revoked_at = utcnow()
     session.flush()
+    record(session, actor=actor, action="api_key.revoke", subject=f"api_key:{prefix}",
+           key_id=row.id)
     return row

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.audit import SYSTEM, Actor
 from registry.catalog.blobs import BlobStore
 from registry.catalog.service import ensure_franchise, ensure_rightsholder, register_asset
 from registry.db import session_scope
@@ -61,6 +62,7 @@ class ImportOptions:
     sidecar: dict[str, SidecarEntry] = field(default_factory=dict)
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
+    actor: Actor | str = SYSTEM  # who imports (the audit log names them)
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
@@ -153,6 +155,7 @@ def import_file(
                 tags=[*options.tags, *entry.tags],
                 max_bytes=options.max_bytes,
                 max_pixels=options.max_pixels,
+                actor=options.actor,
             )
             if created and after_register is not None:
                 after_register(session, asset, data)

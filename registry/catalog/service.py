@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from registry.audit import SYSTEM, Actor, record
 from registry.catalog.blobs import BlobStore, sha256_bytes
 from registry.catalog.models import Asset, AssetTag, Franchise, Licence, Rightsholder
 from registry.db import parse_row_id
@@ -55,18 +56,25 @@ def get_rightsholder(session: Session, key: int | str) -> Rightsholder:
     return row
 
 
-def create_rightsholder(session: Session, *, name: str) -> Rightsholder:
+def create_rightsholder(
+    session: Session, *, name: str, actor: Actor | str = SYSTEM
+) -> Rightsholder:
     name = _clean_name("rightsholder", name)
     if find_rightsholder(session, name) is not None:
         raise AlreadyExists("rightsholder", name)
     row = Rightsholder(name=name)
     session.add(row)
     session.flush()
+    record(session, actor=actor, action="rightsholder.create", subject=f"rightsholder:{row.id}",
+           name=name)
     return row
 
 
-def ensure_rightsholder(session: Session, *, name: str) -> Rightsholder:
-    return find_rightsholder(session, name) or create_rightsholder(session, name=name)
+def ensure_rightsholder(
+    session: Session, *, name: str, actor: Actor | str = SYSTEM
+) -> Rightsholder:
+    return find_rightsholder(session, name) or create_rightsholder(session, name=name,
+                                                                   actor=actor)
 
 
 def list_rightsholders(session: Session) -> list[Rightsholder]:
@@ -87,20 +95,26 @@ def get_franchise(session: Session, key: int | str) -> Franchise:
     return row
 
 
-def create_franchise(session: Session, *, name: str, rightsholder: Rightsholder) -> Franchise:
+def create_franchise(
+    session: Session, *, name: str, rightsholder: Rightsholder, actor: Actor | str = SYSTEM
+) -> Franchise:
     name = _clean_name("franchise", name)
     if find_franchise(session, name) is not None:
         raise AlreadyExists("franchise", name)
     row = Franchise(name=name, rightsholder=rightsholder)
     session.add(row)
     session.flush()
+    record(session, actor=actor, action="franchise.create", subject=f"franchise:{row.id}",
+           name=name, rightsholder=rightsholder.id)
     return row
 
 
-def ensure_franchise(session: Session, *, name: str, rightsholder: Rightsholder) -> Franchise:
+def ensure_franchise(
+    session: Session, *, name: str, rightsholder: Rightsholder, actor: Actor | str = SYSTEM
+) -> Franchise:
     row = find_franchise(session, name)
     if row is None:
-        return create_franchise(session, name=name, rightsholder=rightsholder)
+        return create_franchise(session, name=name, rightsholder=rightsholder, actor=actor)
     if row.rightsholder_id != rightsholder.id:
         raise Conflict(
             f"franchise {row.name!r} belongs to {row.rightsholder.name!r}, "
@@ -184,6 +198,7 @@ def register_asset(
     tags: Sequence[str] = (),
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    actor: Actor | str = SYSTEM,
 ) -> tuple[Asset, bool]:
     """Validate and register `data` as an asset; returns (asset, created).
 
@@ -229,6 +244,8 @@ def register_asset(
         # caller rolls back and registers again, which finds the winner's row.
         raise AlreadyExists("asset", digest) from exc
     store.put(session, data, digest)
+    record(session, actor=actor, action="asset.create", subject=f"asset:{asset.id}",
+           sha256=digest, rightsholder=rightsholder.id, name=base[:200])
     return asset, True
 
 
@@ -254,6 +271,7 @@ def create_licence(
     model_families: Sequence[str] = (),
     policy_file: str | None = None,
     notes: str | None = None,
+    actor: Actor | str = SYSTEM,
 ) -> Licence:
     name = _clean_name("licence", name)
     if not licensee.strip():
@@ -278,6 +296,8 @@ def create_licence(
     )
     session.add(row)
     session.flush()
+    record(session, actor=actor, action="licence.create", subject=f"licence:{row.id}",
+           name=name, licensee=row.licensee)
     return row
 
 

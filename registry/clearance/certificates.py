@@ -47,7 +47,7 @@ from securesystemslib.signer import (  # type: ignore[attr-defined]  # no __all_
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry.audit import record
+from registry.audit import Actor, as_actor, record
 from registry.catalog.models import Asset, Rightsholder
 from registry.clearance.datasets import (
     Dataset,
@@ -287,7 +287,7 @@ def issue_certificate(
     *,
     private_key: ec.EllipticCurvePrivateKey,
     chain_pem: bytes,
-    actor: str,
+    actor: Actor | str,
     policies: Any | None = None,
 ) -> dict[str, Any]:
     """Sign and store the clearance certificate of a finished job with no item left in review.
@@ -306,7 +306,8 @@ def issue_certificate(
             f"clearance job {job.id} has {counts['review']} item(s) awaiting legal review",
             detail={"review": counts["review"]},
         )
-    envelope = sign_statement(_statement(session, job, actor=actor, policies=policies),
+    statement = _statement(session, job, actor=as_actor(actor).name, policies=policies)
+    envelope = sign_statement(statement,
                               private_key=private_key, chain_pem=chain_pem)
     job.certificate = envelope
     job.certified_at = utcnow()

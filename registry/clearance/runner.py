@@ -33,7 +33,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.audit import record
+from registry.audit import Actor, record
 from registry.catalog.models import Asset
 from registry.clearance.datasets import (
     Dataset,
@@ -363,6 +363,7 @@ def submit_job(
     workers: int = 1,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_workers: int | None = None,
+    actor: Actor | str | None = None,
 ) -> ClearanceJob:
     """Record a new clearance job (status pending). Raises InvalidInput for a bad parameter.
 
@@ -396,6 +397,9 @@ def submit_job(
     )
     session.add(job)
     session.flush()
+    record(session, actor=actor or owner, action="clearance.submit", subject=f"clearance:{job.id}",
+           dataset=job.dataset_uri, use=use, licensee=job.licensee, model=job.model_family,
+           workers=workers)
     return job
 
 
@@ -619,7 +623,7 @@ def _run_pool(
                     running.add(pool.submit(process_batch, following))
 
 
-def cancel_job(session: Session, job_id: int, *, actor: str) -> ClearanceJob:
+def cancel_job(session: Session, job_id: int, *, actor: Actor | str) -> ClearanceJob:
     """Stop a pending or running job: a running one stops after its current batch; committed
     items stay. Raises NotFound, or Conflict for a job that already ended."""
     job = get_job(session, job_id)

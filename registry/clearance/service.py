@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.audit import record
+from registry.audit import Actor, as_actor, record
 from registry.clearance.datasets import open_dataset
 from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Verdict
 from registry.clearance.reports import build_report
@@ -94,7 +94,7 @@ def review_item(
     item: int | str,
     decision: str,
     comment: str,
-    actor: str,
+    actor: Actor | str,
 ) -> ClearanceItem:
     """Legal decides an item the engine left in `review`: `allowed` makes it clear, `blocked`
     blocks it. The decision, who made it and why go to the audit log.
@@ -117,7 +117,7 @@ def review_item(
         )
     previous = row.verdict
     row.review_decision = decision
-    row.reviewed_by = actor
+    row.reviewed_by = as_actor(actor).name
     row.reviewed_at = utcnow()
     row.review_comment = comment.strip()
     row.verdict = Verdict.clear.value if decision == "allowed" else Verdict.blocked.value
@@ -189,6 +189,7 @@ def clear_dataset(
     manifest_columns: dict[str, str] | None = None,
     fingerprint: bool = True,
     on_progress: ProgressFn | None = None,
+    actor: Actor | str | None = None,
 ) -> Clearance:
     """Submit, run and report a clearance in one call (the CLI, the demo and tests use it)."""
     opened = open_dataset(dataset, allowed_roots=allowed_roots, item_roots=item_roots,
@@ -196,7 +197,7 @@ def clear_dataset(
     with session_scope(factory) as session:
         job_id = submit_job(session, dataset=opened, use=use, licensee=licensee,
                             model_family=model_family, owner=owner, workers=workers,
-                            batch_size=batch_size).id
+                            batch_size=batch_size, actor=actor).id
     # A new job is a job with nothing committed yet: running it is resuming it.
     return resume_job(factory, job_id, policies=policies, database_url=database_url,
                       index_dir=index_dir, max_distance=max_distance, max_bytes=max_bytes,

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from registry import catalog
-from registry.audit import record
+from registry.audit import Actor, as_actor, record
 from registry.catalog import Asset, BlobStore, sha256_bytes
 from registry.db import parse_row_id
 from registry.errors import InvalidInput, NotFound
@@ -252,7 +252,7 @@ def sign_generated(
     licensee: str = PUBLIC_LICENSEE,
     edit: bool = False,
     replace_manifest: bool = False,
-    actor: str = "cli",
+    actor: Actor | str = "cli",
     studio_default: Mapping[str, UsePermission] | None = None,
     training_mining: bool = True,
     studio: str | None = None,
@@ -307,7 +307,7 @@ def sign_generated(
                         max_pixels=max_pixels)
     stored = record_manifest(
         session, signed, signing_cert=keys.signing_cert,
-        studio=studio_name(keys.signing_cert, studio), actor=actor,
+        studio=studio_name(keys.signing_cert, studio), actor=as_actor(actor).name,
         training_source="+".join(dict.fromkeys(sources)) or "none", model=model,
     )
     record(

@@ -9,7 +9,8 @@ def test_the_clearance_package_exports_exactly_its_front_door() -> None:
     assert set(registry.clearance.__all__) == {
         "PAYLOAD_TYPE", "PREDICATE_TYPE", "REPORT_FORMATS", "REPORT_SCHEMA", "CertificateCheck",
         "Clearance", "ClearanceItem", "ClearanceJob", "Dataset", "DatasetItem", "ItemPage",
-        "JobStatus", "LegalNow", "QueueEntry", "Verdict", "WorkerConfig", "build_report", "cancel_job", "check_archive",
+        "JobStatus", "LegalNow", "QueueEntry", "Verdict", "WorkerConfig", "build_report",
+        "cancel_job", "check_archive",
         "clear_dataset", "comparable", "compute_dataset_digest", "exit_code_for", "get_item",
         "get_job", "issue_certificate", "job_dict", "legal_now", "list_items", "list_jobs",
         "load_matcher", "open_dataset", "pae", "page_items", "read_item", "render_report",
