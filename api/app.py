@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from api import console
 from api.errors import install_error_handlers
 from api.limits import RequestGuard
+from api.openapi import install_openapi
 from api.routers import (
     audit,
     catalog,
@@ -68,4 +69,5 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         app.include_router(area.router)
     console.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    install_openapi(app)
     return app
