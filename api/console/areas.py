@@ -15,7 +15,7 @@ from api.console.security import Caller, render, signed_in
 from api.deps import SessionDep, SettingsDep, StoreDep
 from registry import catalog, clearance
 from registry.access import Role
-from registry.audit import AuditEvent, record
+from registry.audit import Actor, AuditEvent, record
 from registry.db import utcnow
 from registry.errors import InvalidInput, InvalidPolicy, MediaTooLarge, RegistryError
 from registry.policy import AssetFacts, PolicyHolder, PolicySet, Use, check_policies
@@ -182,11 +182,10 @@ def upload_assets(
                 asset, created = catalog.register_asset(
                     session, store=store, data=data, name=name, rightsholder=holder,
                     franchise=fr, title=None, tags=tags.split(","),
-                    max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+                    max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
+                    actor=Actor(caller.name, caller.key_id, caller.role))  # audits asset.create
                 if created:
                     fingerprint_new_asset(session, asset, data)
-                    record(session, actor=caller.name, action="asset.create",
-                           subject=f"asset:{asset.id}")
             results.append({"name": name, "asset": asset,
                             "status": "created" if created else "existing"})
         except RegistryError as exc:
