@@ -27,6 +27,7 @@ from api.routers import (
 )
 from registry.catalog import BlobStore
 from registry.db import make_engine, make_session_factory, migrate
+from registry.files import ensure_private_dir
 from registry.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -34,7 +35,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
     settings = settings or get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(settings.home)
     url = settings.resolved_database_url
     if run_migrations:
         migrate(url)

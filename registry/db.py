@@ -8,6 +8,7 @@ commit: the caller owns the transaction (`session_scope` for scripts, a request 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,5 +124,10 @@ def migrate(url: str, revision: str = "head") -> None:
     from alembic import command
 
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only from the first byte (SQLite gives its -wal and -shm files the same mode).
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
     command.upgrade(alembic_config(url), revision)

@@ -16,7 +16,8 @@ def write_atomically(path: Path, data: bytes, *, mode: int = PUBLIC_FILE_MODE) -
     A reader sees the old file or the new one, never half of it; the file has `mode` from the
     moment it exists (so a private key is never world-readable, even briefly).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if mode == PRIVATE_FILE_MODE
+                      else 0o777)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, mode)
@@ -28,3 +29,12 @@ def write_atomically(path: Path, data: bytes, *, mode: int = PUBLIC_FILE_MODE) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and parents) and make it owner-only (0700): CLEARHOUSE_HOME holds the
+    database, the originals and the signing keys."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path

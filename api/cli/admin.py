@@ -70,7 +70,40 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port)
 
 
+@handle_errors
+def doctor(
+    fix: Annotated[bool, typer.Option("--fix", help="Delete orphan and half-written blobs.")]
+    = False,
+    grace: Annotated[float, typer.Option(help="Keep files younger than this many seconds "
+                                         "(an upload may still be committing).")] = 900.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the blob store against the database: orphan blobs (no row names them), half-written
+    files of killed writes, and asset rows whose blob is missing. Exit 1 if anything is wrong
+    (after --fix: if rows without blobs remain)."""
+    from registry.catalog.doctor import check_store, remove_orphans
+
+    reg = open_registry()
+    with reg.session() as session:
+        check = check_store(session, reg.store)
+    removed = remove_orphans(check, grace_s=grace) if fix else []
+    data = {**check.as_dict(), "removed": [str(p) for p in removed]}
+    if as_json:
+        emit_json(data)
+    else:
+        console.print(f"{check.blobs} blobs; {len(check.orphans)} orphan(s), "
+                      f"{len(check.partial)} half-written, {len(check.missing)} row(s) without "
+                      f"a blob; {len(removed)} removed", highlight=False)
+        for row in check.missing:
+            console.print(f"missing blob: asset {row['asset_id']} sha256 {row['sha256']}",
+                          highlight=False)
+    left = len(check.orphans) + len(check.partial) - len(removed)
+    if check.missing or left:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("migrate")(migrate_cmd)
     app.command("serve")(serve)
+    app.command("doctor")(doctor)

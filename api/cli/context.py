@@ -35,6 +35,7 @@ from registry.audit import Actor
 from registry.catalog import BlobStore
 from registry.db import make_engine, make_session_factory, migrate, session_scope
 from registry.errors import RegistryError
+from registry.files import ensure_private_dir
 from registry.settings import Settings, get_settings
 
 # The --json flag every command that prints data takes.
@@ -75,8 +76,9 @@ def announce_new_home(settings: Settings) -> None:
     """Create the home if it is missing, and say where (on stderr): a home that silently
     appears in whatever folder the command ran from is how a newcomer loses a registry."""
     if settings.home.is_dir():
+        ensure_private_dir(settings.home)
         return
-    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(settings.home)
     sys.stderr.write(f"created a new registry home at {settings.home.resolve()} "
                      "(set CLEARHOUSE_HOME to use another)\n")
 

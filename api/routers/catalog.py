@@ -136,13 +136,15 @@ def get_asset(key: AssetKey, session: SessionDep, _: Reader) -> object:
     return catalog.get_asset(session, key)
 
 
-@router.get("/assets/{key}/content")
+@router.get("/assets/{key}/content", response_class=Response, responses={200: {
+    "description": "the original bytes", "content": {"image/*": {}, "video/*": {}}}})
 def get_asset_content(key: AssetKey, session: SessionDep, store: StoreDep, _: Reader) -> Response:
     asset = catalog.get_asset(session, key)
     return Response(store.read(asset.sha256), media_type=asset.media_type)
 
 
-@router.get("/assets/{key}/thumbnail")
+@router.get("/assets/{key}/thumbnail", response_class=Response, responses={200: {
+    "description": "a JPEG thumbnail", "content": {"image/jpeg": {}}}})
 def get_asset_thumbnail(
     key: AssetKey,
     session: SessionDep,

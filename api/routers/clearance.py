@@ -11,6 +11,7 @@ import logging
 import shutil
 import threading
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, Request, UploadFile
@@ -67,6 +68,20 @@ def _run_in_background(factory: sessionmaker[Session], settings: Settings, job_i
         log.warning("clearance job %s: %s", job_id, exc.message)
     except Exception:  # a bug: run_job has marked the job failed with the reason
         log.exception("clearance job %s stopped", job_id)
+    finally:
+        _drop_finished_upload(factory, settings, job_id)
+
+
+def _drop_finished_upload(factory: sessionmaker[Session], settings: Settings, job_id: int) -> None:
+    """An uploaded archive is kept only while its job may still read it (pending, running)."""
+    uploads = (settings.jobs_dir / "uploads").resolve()
+    with session_scope(factory) as session:
+        job = clearance.get_job(session, job_id)
+        if job.status in (clearance.JobStatus.pending.value, clearance.JobStatus.running.value):
+            return
+        folder = Path(job.dataset_uri).parent
+    if folder.parent == uploads:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def resume_unfinished_jobs(factory: sessionmaker[Session], settings: Settings) -> threading.Thread:
@@ -177,7 +192,9 @@ def get_clearance(job_id: RowId, session: SessionDep, key: Reader) -> object:
     return clearance.job_dict(session, _job_for(session, job_id, key))
 
 
-@router.get("/clearances/{job_id}/report")
+@router.get("/clearances/{job_id}/report", responses={200: {
+    "description": "the report", "content": {"application/json": {}, "text/csv": {},
+                                             "text/html": {}}}})
 def get_report(
     job_id: RowId, session: SessionDep, store: StoreDep, key: Reader,
     format: str = Query("json", pattern="^(json|csv|html)$"),

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from registry.files import write_atomically
+from registry.files import PRIVATE_FILE_MODE, write_atomically
 
 _PENDING_KEY = "clearhouse_new_blobs"
 
@@ -55,7 +55,7 @@ class BlobStore:
         target = self.path(digest)
         if target.is_file():
             return self.relative_path(digest)
-        write_atomically(target, data)
+        write_atomically(target, data, mode=PRIVATE_FILE_MODE)  # originals are not for others
         _track(session, target)
         return self.relative_path(digest)
 

@@ -141,10 +141,24 @@ CSV_COLUMNS = ("path", "key", "id", "sha256", "verdict", "machine_verdict", "err
                "review_decision", "reviewed_by", "review_comment")
 
 
+def _cell(value: Any) -> Any:
+    """Neutralise a text cell a spreadsheet would run as a formula (`= + - @`, tab, CR): a
+    dataset's file names and captions come from whoever made the dataset."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+class _SafeWriter(csv.DictWriter):  # type: ignore[type-arg]
+    def writerow(self, rowdict: Any) -> Any:
+        return super().writerow({k: _cell(v) for k, v in rowdict.items()})
+
+
 def report_csv(report: dict[str, Any]) -> str:
-    """One row per (item, match); an item without matches has one row with empty match columns."""
+    """One row per (item, match); an item without matches has one row with empty match columns.
+    Cells that would start a spreadsheet formula are prefixed with `'`."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer = _SafeWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for item in report["items"]:
         review = item.get("review") or {}

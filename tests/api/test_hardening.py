@@ -226,6 +226,8 @@ def test_an_archive_with_a_repeated_member_name_finishes_with_every_member(
     items = client.get(f"/v1/clearances/{job['id']}/items", headers=keys["ml"]).json()
     assert sorted(i["key"] for i in items) == ["a.jpg", "a.jpg#2", "b.jpg"]
     assert len({i["sha256"] for i in items}) == 3  # each copy read its own bytes
+    # The uploaded archive is dropped once its job has ended (finding 10).
+    assert not list((client.app.state.settings.jobs_dir / "uploads").glob("*"))
 
 
 def test_a_job_that_cannot_go_on_ends_failed_with_its_reason(
