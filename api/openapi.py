@@ -41,6 +41,7 @@ ERROR_STATUSES = {
     "413": "Body, file or image over the limit",
     "415": "Unsupported media",
     "422": "Invalid input, with the reason",
+    "429": "Too many requests: retry after Retry-After seconds",
     "503": "Too many media decodes in progress: retry after Retry-After seconds",
 }
 PUBLIC_ERRORS = ("400", "404", "413", "422")
