@@ -26,6 +26,7 @@ from registry.errors import (
     NotFound,
     ProvenanceError,
     RegistryError,
+    StorageError,
     Unauthorized,
     UnsupportedMedia,
 )
@@ -45,6 +46,7 @@ STATUS_FOR: dict[type[RegistryError], int] = {
     InvalidInput: 422,
     Unauthorized: 401,
     Forbidden: 403,
+    StorageError: 507,
     ProvenanceError: 422,
 }
 
@@ -60,6 +62,7 @@ HTTP_CODES = {
     422: "invalid_input",
     429: "too_many_requests",
     503: "service_unavailable",
+    507: "insufficient_storage",
 }
 
 

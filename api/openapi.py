@@ -43,6 +43,7 @@ ERROR_STATUSES = {
     "422": "Invalid input, with the reason",
     "429": "Too many requests: retry after Retry-After seconds",
     "503": "Too many media decodes in progress: retry after Retry-After seconds",
+    "507": "The registry's storage is full: nothing was written",
 }
 PUBLIC_ERRORS = ("400", "404", "413", "422")
 

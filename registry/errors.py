@@ -11,6 +11,7 @@ RegistryError
     InvalidPolicy           policy file errors (file, line, field)
     InvalidFingerprint
     UnknownSignal
+  StorageError              our own files could not be written (disk full): nothing half-written
   Unauthorized              missing or unknown credentials
   Forbidden                 known caller, wrong role
   ProvenanceError
@@ -83,6 +84,12 @@ class InvalidFingerprint(InvalidInput):
 
 class UnknownSignal(InvalidInput):
     code = "unknown_signal"
+
+
+class StorageError(RegistryError):
+    """The registry could not write its own files (disk full, quota, read-only)."""
+
+    code = "storage_error"
 
 
 class Unauthorized(RegistryError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
+from registry.errors import StorageError
 from registry.files import PRIVATE_FILE_MODE, write_atomically
 
 _PENDING_KEY = "clearhouse_new_blobs"
@@ -55,7 +56,11 @@ class BlobStore:
         target = self.path(digest)
         if target.is_file():
             return self.relative_path(digest)
-        write_atomically(target, data, mode=PRIVATE_FILE_MODE)  # originals are not for others
+        try:
+            write_atomically(target, data, mode=PRIVATE_FILE_MODE)  # originals are not for others
+        except OSError as exc:  # disk full, quota, file size limit: the temporary file is gone
+            raise StorageError(f"cannot store blob {digest[:12]}: {exc.strerror or exc}",
+                               detail={"errno": exc.errno}) from exc
         _track(session, target)
         return self.relative_path(digest)
 
