@@ -9,7 +9,10 @@ from pathlib import Path
 from sqlalchemy import text
 
 from registry.db import make_engine
+from tests.cli import test_clearance
 from tests.cli.test_clearance import _clear, run
+
+world = test_clearance.world  # the catalog, policies and dataset fixture of the clearance CLI tests
 
 
 def test_cli_actions_are_audited_and_the_log_verifies(
