@@ -1,8 +1,8 @@
 """audit log: hash chain (seq, prev_hash, entry_hash), actor key id and role, head row,
 append-only triggers
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from alembic import op
 import registry.db
 from registry.audit import GENESIS_HASH, entry_hash
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
