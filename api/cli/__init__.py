@@ -45,8 +45,8 @@ COMMANDS: dict[str, str] = {
             "permissions.",
     "verify": "Verify a file's C2PA manifest against the trust anchors, and match it to the "
               "catalog.",
-    "doctor": "Check the blob store against the database: orphan and half-written blobs, rows "
-              "without blobs.",
+    "doctor": "Check the blob store against the database: orphan blobs (no row names them), "
+              "half-written files of killed writes, and asset rows whose blob is missing.",
     "audit": "The audit log: who did what, when; tamper-evident.",
 }
 
