@@ -83,6 +83,19 @@ def import_step(home: Path, files: list[Path], workers: int) -> dict[str, float]
             "errors": len(summary.errors)}
 
 
+def imported_count(home: Path) -> int:
+    if not (home / "catalog.db").exists():
+        return 0
+    from registry.catalog.models import Asset
+    from registry.db import make_engine, make_session_factory
+
+    engine = make_engine(f"sqlite:///{home / 'catalog.db'}")
+    with make_session_factory(engine)() as session:
+        count = session.query(Asset).count()
+    engine.dispose()
+    return count
+
+
 def query_step(home: Path, queries: list[tuple[Path, int, str]], exact: bool) -> dict[str, float]:
     """In this (fresh) process: load the Matcher, time every query on one thread."""
     import cv2
@@ -234,6 +247,7 @@ def main() -> None:
                         help="queries for the exact baseline (its cost grows with the catalog)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-clearance", action="store_true")
+    parser.add_argument("--home", type=Path, help="reuse this bench home (its assets stay)")
     parser.add_argument("--hash-sizes", default="1000000,3000000,10000000")
     parser.add_argument("--child-query", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -246,11 +260,11 @@ def main() -> None:
     if args.data:
         with open(args.data / "catalog.csv") as fh:
             catalog = [args.data / "catalog" / r["file"] for r in csv.DictReader(fh)]
-        home = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-        done = 0
+        home = args.home or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+        done = imported_count(home)
         for step in (int(s) for s in args.steps.split(",")):
             imported = import_step(home, catalog[done:step], args.workers)
-            done = step
+            done = max(done, step)
             ours = run_child(["--child-query", str(home), str(args.data), "ours",
                               "--queries", str(args.queries)])
             flat = run_child(["--child-query", str(home), str(args.data), "exact",

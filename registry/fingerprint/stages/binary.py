@@ -14,6 +14,7 @@ re-assigning every code.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,12 @@ MIN_PROBES = 16
 MAX_PROBES = 128
 
 
-def list_count(n: int, per_list: int = CODES_PER_LIST) -> int:
-    lists = max(MIN_LISTS, min(MAX_LISTS, n // per_list))
+def list_count(n: int, per_list: int | None = CODES_PER_LIST) -> int:
+    """About `per_list` codes per list; `per_list=None`: about sqrt(n) lists of sqrt(n) codes,
+    which balances a flat coarse step (every centroid) against the list scanned, and keeps the
+    build (every code against every centroid) at n^1.5."""
+    target = math.isqrt(n) if per_list is None else n // per_list
+    lists = max(MIN_LISTS, min(MAX_LISTS, target))
     return 1 << (lists.bit_length() - 1)  # a power of two, at most the target
 
 
@@ -46,7 +51,7 @@ def probe_count(nlist: int) -> int:
 
 
 def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
-          per_list: int = CODES_PER_LIST) -> Any:
+          per_list: int | None = CODES_PER_LIST) -> Any:
     """An index over `codes` ((n, bytes) uint8): flat when small, IVF with sampled centroids when
     large (about `per_list` codes per list). Row numbers are the ids."""
     flat_max = FLAT_MAX_CODES if flat_max is None else flat_max

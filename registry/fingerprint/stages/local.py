@@ -58,11 +58,11 @@ ORB_FEW_KEYPOINTS = 150
 # ORB's worst wrong fit measured 16 inliers (FIELD-NOTES); re-measured on the 10,000-asset bench
 # catalog (bench/bench_scale.py): see bench/RESULTS.md. Above this ORB alone decides.
 ORB_ACCEPT_INLIERS = 30
-# The ORB index's IVF: about 500 codes per list, one list scanned per query descriptor. Measured
-# on 2,000 bench assets (1.3M codes): the candidates' recall is the same as the exact search's
-# (14 of 20 related queries; the rest are stage 1's), at 14 ms per query against 2,977 ms exact
-# (both on a loaded machine); more probes cost more and found nothing more.
-ORB_CODES_PER_LIST = 500
+# The ORB index's IVF: about sqrt(n) lists, one list scanned per query descriptor. Measured on
+# 2,000 bench assets (1.3M codes, 1,024-4,096 lists): the candidates' recall is the same as the
+# exact search's (14 of 20 related queries; the rest are stage 1's), at 14 ms per query against
+# 2,977 ms exact (both on a loaded machine); more probes cost more and found nothing more.
+ORB_CODES_PER_LIST: int | None = None
 ORB_PROBES = 1
 _ROWS_PER_BATCH = 500
 

@@ -1,0 +1,60 @@
+"""The binary-code indexes of the hash and local stages: exact when small, IVF when large, and
+what the IVF finds against the exact index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from registry.fingerprint.stages import binary
+
+
+def _near_copies(codes: np.ndarray, count: int, flips: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = codes[rng.integers(0, len(codes), count)].copy()
+    for row in out:
+        for bit in rng.choice(codes.shape[1] * 8, flips, replace=False):
+            row[bit // 8] ^= 1 << (bit % 8)
+    return out
+
+
+def test_small_segments_are_exact_and_large_ones_ivf_that_survive_a_round_trip(
+    tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    small = binary.build(rng.integers(0, 256, (1_000, 32), dtype=np.uint8))
+    assert isinstance(small, faiss.IndexBinaryFlat)
+    codes = rng.integers(0, 256, (binary.FLAT_MAX_CODES + 5_000, 32), dtype=np.uint8)
+    large = binary.build(codes)
+    assert isinstance(large, faiss.IndexBinaryIVF) and large.ntotal == len(codes)
+    binary.write(large, tmp_path / "i.faiss")
+    again = binary.read(tmp_path / "i.faiss", probes=1)
+    assert again.ntotal == len(codes) and again.nprobe == 1
+    assert binary.read(tmp_path / "i.faiss").nprobe == binary.probe_count(again.nlist)
+    assert binary.memory_bytes(again) >= len(codes) * 40
+
+
+def test_ivf_range_search_finds_what_the_exact_index_finds_at_pdq_distance(
+) -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, (60_000, 32), dtype=np.uint8)
+    queries = _near_copies(codes, 300, flips=20)
+    flat = faiss.IndexBinaryFlat(256)
+    flat.add(codes)
+    lims0, _, ids0 = flat.range_search(queries, 32)
+    ivf = binary.build(codes)
+    lims1, _, ids1 = ivf.range_search(queries, 32)
+    truth = hits = 0
+    for i in range(len(queries)):
+        want = set(ids0[lims0[i]:lims0[i + 1]].tolist())
+        truth += len(want)
+        hits += len(want & set(ids1[lims1[i]:lims1[i + 1]].tolist()))
+    assert truth >= 300 and hits / truth >= 0.95
+
+
+def test_sqrt_lists_balance_the_coarse_step_and_the_list() -> None:
+    assert binary.list_count(1_000_000, None) == 512  # sqrt is 1,000: the power of two below
+    assert binary.list_count(1_000_000) == 512  # 1,000 codes per list: 1,000 lists -> 512
+    assert binary.list_count(10, None) == binary.MIN_LISTS
