@@ -29,7 +29,7 @@ from registry.audit import Actor, as_actor, record
 from registry.catalog import Asset, BlobStore, sha256_bytes
 from registry.db import parse_row_id
 from registry.errors import InvalidInput, NotFound
-from registry.fingerprint import Match, Matcher
+from registry.fingerprint import Match, Matcher, find_in_catalog
 from registry.media import probe
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from registry.policy import AssetFacts, Decision, PolicySet
@@ -335,14 +335,18 @@ def catalog_matches(
     assets its ingredients declare (by sha256). Ingredient entries get `in_catalog`."""
     matches: list[dict[str, Any]] = []
     digest = sha256_bytes(data)
-    same = catalog.find_asset_by_sha256(session, digest)
+    declared = [str(i.get("sha256")) for i in result.ingredients if i.get("sha256")]
+    # One lookup for the file and every declared ingredient (the fingerprint stage 0 query).
+    exact = find_in_catalog(session, [digest, *declared])
+    same = exact.get(digest)
     if same is not None:
-        matches.append({"subject": "file", "asset_id": same.id, "asset_sha256": same.sha256,
-                        "signal": "sha256", "distance": 0, "confidence": 1.0})
+        matches.append({"subject": "file", "asset_id": same.asset_id,
+                        "asset_sha256": same.sha256, "signal": "sha256", "distance": 0,
+                        "confidence": 1.0})
     if matcher is not None:
         found = matcher.match_file(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
         for m in found.matches:
-            if same is not None and m.asset_id == same.id:
+            if same is not None and m.asset_id == same.asset_id:
                 continue
             matches.append({"subject": "file", "asset_id": m.asset_id,
                             "asset_sha256": m.asset_sha256, "signal": m.signal,
@@ -352,12 +356,12 @@ def catalog_matches(
     for index, ingredient in enumerate(result.ingredients):
         entry = dict(ingredient)
         sha = entry.get("sha256")
-        asset = catalog.find_asset_by_sha256(session, str(sha)) if sha else None
-        entry["in_catalog"] = asset is not None
-        if asset is not None:
-            entry["catalog_asset_id"] = asset.id
-            matches.append({"subject": f"ingredient[{index}]", "asset_id": asset.id,
-                            "asset_sha256": asset.sha256, "signal": "sha256", "distance": 0,
+        hit = exact.get(str(sha).lower()) if sha else None
+        entry["in_catalog"] = hit is not None
+        if hit is not None:
+            entry["catalog_asset_id"] = hit.asset_id
+            matches.append({"subject": f"ingredient[{index}]", "asset_id": hit.asset_id,
+                            "asset_sha256": hit.sha256, "signal": "sha256", "distance": 0,
                             "confidence": 1.0})
         ingredients.append(entry)
     return replace(result, matches=tuple(matches), ingredients=tuple(ingredients))
