@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
@@ -48,6 +48,10 @@ from registry.db import make_engine, session_scope, utcnow
 from registry.errors import Conflict, InvalidInput, NotFound, RegistryError
 from registry.fingerprint import find_in_catalog
 from registry.vocabulary import USES
+
+if TYPE_CHECKING:  # types only: the fingerprint and policy areas load lazily
+    from registry.fingerprint import Matcher
+    from registry.policy import PolicySet
 
 log = logging.getLogger("clearhouse.clearance")
 THUMBNAIL_PX = 160
@@ -120,29 +124,43 @@ class ItemOutcome:
 
 # --- worker side -----------------------------------------------------------------------------
 
-_STATE: dict[str, Any] = {}
+@dataclass
+class Worker:
+    """What one worker process holds while it matches batches: its settings, its own engine
+    (never a connection inherited from the parent) and the fingerprint Matcher (reloaded from the
+    index on disk when unpickled; None matches exact copies of catalog files only)."""
+
+    config: WorkerConfig
+    engine: Engine
+    matcher: Matcher | None
 
 
-def _worker_init(config: WorkerConfig, matcher: Any | None, quiet_threads: bool = False) -> None:
-    """Set up this process: its own engine (never a connection inherited from the parent) and the
-    matcher (a registry.fingerprint Matcher, reloaded from the index on disk when unpickled; None
-    for exact sha256 matches only)."""
+# This process's worker, set by _worker_init (a pool initializer runs once per process).
+_WORKER: Worker | None = None
+
+
+def _worker_init(config: WorkerConfig, matcher: Matcher | None,
+                 quiet_threads: bool = False) -> None:
+    """Set up this process's Worker (see Worker)."""
+    global _WORKER
     if quiet_threads:  # one process per core: keep each one single-threaded
         import cv2
         import faiss
 
         cv2.setNumThreads(1)
         faiss.omp_set_num_threads(1)
-    old = _STATE.get("engine")
-    if old is not None:
-        old.dispose()
-    _STATE.clear()
-    _STATE["config"] = config
-    _STATE["engine"] = make_engine(config.database_url)
-    _STATE["matcher"] = matcher
+    if _WORKER is not None:
+        _WORKER.engine.dispose()
+    _WORKER = Worker(config, make_engine(config.database_url), matcher)
 
 
-def load_matcher(session: Session, *, index_dir: Path, max_distance: int) -> Any:
+def _current_worker() -> Worker:
+    if _WORKER is None:
+        raise RuntimeError("process_batch called in a process that _worker_init did not set up")
+    return _WORKER
+
+
+def load_matcher(session: Session, *, index_dir: Path, max_distance: int) -> Matcher:
     """The fingerprint Matcher over a fresh index (rebuilt here if the catalog changed)."""
     from registry.fingerprint import Matcher
 
@@ -188,9 +206,8 @@ def _best_per_asset(matches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def process_batch(batch: Sequence[tuple[int, DatasetItem]]) -> list[ItemOutcome]:
     """Read, hash and match one batch of items (in a worker process set up by _worker_init);
     never raises for an item's content."""
-    config: WorkerConfig = _STATE["config"]
-    engine: Engine = _STATE["engine"]
-    matcher = _STATE["matcher"]
+    worker = _current_worker()
+    config, engine, matcher = worker.config, worker.engine, worker.matcher
     read = [(seq, item, read_item(item, max_bytes=config.max_bytes)) for seq, item in batch]
     hashes = {got.sha256 for _, _, got in read if got.sha256}
     exact: dict[str, tuple[int, str]] = {}
@@ -220,7 +237,7 @@ def _match_item(
     data: bytes | None,
     read_error: str | None,
     exact: dict[str, tuple[int, str]],
-    matcher: Any,
+    matcher: Matcher | None,
     config: WorkerConfig,
 ) -> ItemOutcome:
     if data is None:
@@ -264,7 +281,8 @@ def _jsonable(value: Any) -> Any:
 class Decider:
     """Policy decisions for matched assets, cached per asset for one job."""
 
-    def __init__(self, policies: Any, *, use: str, licensee: str, model_family: str | None) -> None:
+    def __init__(self, policies: PolicySet, *, use: str, licensee: str,
+                 model_family: str | None) -> None:
         self.policies = policies
         self.use = use
         self.licensee = licensee
@@ -495,8 +513,8 @@ def run_job(
     job_id: int,
     *,
     config: WorkerConfig,
-    policies: Any,
-    matcher: Any | None,
+    policies: PolicySet,
+    matcher: Matcher | None,
     on_progress: ProgressFn | None = None,
 ) -> None:
     """Run (or resume) job `job_id` to the end, committing each batch as it finishes.
@@ -540,8 +558,8 @@ def _run_job(
     job_id: int,
     *,
     config: WorkerConfig,
-    policies: Any,
-    matcher: Any | None,
+    policies: PolicySet,
+    matcher: Matcher | None,
     on_progress: ProgressFn | None = None,
 ) -> None:
     versions = policy_versions_of(policies)
