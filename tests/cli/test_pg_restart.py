@@ -92,7 +92,7 @@ def test_a_clearance_job_pauses_while_postgresql_restarts_and_loses_no_item(
 ) -> None:
     url = f"postgresql+psycopg://postgres@127.0.0.1:{cluster.port}/postgres"
     env = {**os.environ, "CLEARHOUSE_HOME": str(tmp_path / "home"),
-           "CLEARHOUSE_DATABASE_URL": url}
+           "CLEARHOUSE_DATABASE_URL": url, "CLEARHOUSE_POLICIES_DIR": str(REPO / "policies")}
     photos = photo_paths()
     catalog = tmp_path / "catalog"
     catalog.mkdir()
