@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.resume_jobs_on_start:
+        if settings.resume_jobs_on_start and settings.runs_jobs_in_api:
             app.state.resume_thread = clearance.resume_unfinished_jobs(
                 app.state.session_factory, settings
             )

@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     max_workers: int = Field(default=4, ge=1, le=256)
     # `clearhouse serve` finishes clearance jobs that a killed server left unfinished.
     resume_jobs_on_start: bool = True
+    # Who runs the clearance jobs the API accepts. True: the API process itself (one process,
+    # the SQLite default); False: the API only enqueues and `clearhouse worker` processes run
+    # them (the PostgreSQL default: several workers, several machines). None: by the database.
+    embedded_worker: bool | None = None
+    # A worker renews its job's lease every third of this; a dead worker's job is taken over
+    # by another once the lease has run out.
+    worker_lease_s: float = Field(default=30.0, gt=0)
+    # Engine "ray": the Ray cluster to join (e.g. "auto" or "ray://head:10001"); None starts a
+    # local Ray runtime in the worker.
+    ray_address: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -63,6 +73,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'clearhouse.db').resolve()}"
+
+    @property
+    def runs_jobs_in_api(self) -> bool:
+        if self.embedded_worker is not None:
+            return self.embedded_worker
+        return self.resolved_database_url.startswith("sqlite")
 
     @property
     def blobs_dir(self) -> Path:

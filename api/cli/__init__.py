@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
             "keys.",
     "migrate": "Bring the database to the current schema (Alembic upgrade head).",
     "serve": "Start the HTTP API (and console) with uvicorn.",
+    "worker": "Run queued clearance jobs: claims jobs from the database (several workers may "
+              "share one PostgreSQL) and holds each by a lease.",
     "assets": "Register and look up studio assets.",
     "franchises": "Franchises: groups of assets.",
     "rightsholders": "Rightsholders: who owns the rights.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from typing import Annotated
 
@@ -57,6 +58,9 @@ def migrate_cmd() -> None:
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
+    with_worker: Annotated[bool, typer.Option(
+        "--with-worker", help="Also start one `clearhouse worker` process (stopped with the "
+        "server); the API itself then only enqueues jobs.")] = False,
 ) -> None:
     """Start the HTTP API (and console) with uvicorn."""
     import uvicorn
@@ -67,7 +71,57 @@ def serve(
     announce_new_home(settings)
     sys.stderr.write(f"registry home {settings.home.resolve()}, policies "
                      f"{settings.policies_dir.resolve()}\n")
-    uvicorn.run(create_app(settings), host=host, port=port)
+    if not with_worker:
+        uvicorn.run(create_app(settings), host=host, port=port)
+        return
+    app = create_app(settings.model_copy(update={"embedded_worker": False}))
+    # A process of its own, as on a worker machine: it inherits this environment (home, URL).
+    child = subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()", "worker"])
+    sys.stderr.write(f"clearance worker started (pid {child.pid})\n")
+    try:
+        uvicorn.run(app, host=host, port=port)
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+@handle_errors
+def worker(
+    exit_when_idle: Annotated[bool, typer.Option(
+        "--exit-when-idle", help="Stop when no job is left instead of waiting for more.")] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at an empty queue.")] = 1.0,
+    lease: Annotated[float | None, typer.Option(
+        help="Lease length in seconds (CLEARHOUSE_WORKER_LEASE_S, default 30): a job whose "
+             "worker died is taken over this long after its last heartbeat.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run queued clearance jobs: claims jobs from the database (several workers may share one
+    PostgreSQL) and holds each by a lease."""
+    import logging
+    import signal
+    import threading
+
+    from api.worker import work
+    from registry.clearance.queue import new_worker_id
+
+    reg = open_registry()
+    settings = reg.settings
+    if lease is not None:
+        settings = settings.model_copy(update={"worker_lease_s": lease})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    owner = new_worker_id()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # finish the batch in hand, then stop
+        signal.signal(sig, lambda *_: stop.set())
+    sys.stderr.write(f"clearance worker {owner} on "
+                     f"{reg.engine.url.render_as_string(hide_password=True)}\n")
+    ran = work(reg.factory, settings, owner=owner, exit_when_idle=exit_when_idle, poll_s=poll,
+               stop=stop)
+    if as_json:
+        emit_json({"worker": owner, "jobs": ran})
 
 
 @handle_errors
@@ -107,3 +161,4 @@ def register(app: typer.Typer) -> None:
     app.command("migrate")(migrate_cmd)
     app.command("serve")(serve)
     app.command("doctor")(doctor)
+    app.command("worker")(worker)

@@ -33,7 +33,7 @@ from registry.audit import Actor
 from registry.clearance.datasets import open_dataset
 from registry.clearance.drift import certificate_drift
 from registry.clearance.reports import item_dict
-from registry.errors import InvalidInput
+from registry.errors import Conflict, InvalidInput
 
 review_app = typer.Typer(help="Legal review of clearance items left in `review`.",
                          no_args_is_help=True)
@@ -138,6 +138,12 @@ def clear(
     schema: Annotated[bool, typer.Option(
         "--schema", help="Print the JSON Schema of the report and exit.")] = False,
     actor: ActorOpt = None,
+    engine: Annotated[str, typer.Option(
+        help="local (a process pool here) or ray (Ray Data actors; needs clearhouse[ray]).")
+    ] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        help="With --engine ray: the cluster to join (e.g. auto, ray://head:10001); default "
+             "CLEARHOUSE_RAY_ADDRESS, else a local Ray runtime.")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the JSON report on stdout.")] = False,
 ) -> None:
@@ -157,6 +163,7 @@ def clear(
         max_distance=settings.pdq_match_distance,
         max_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_image_pixels,
+        ray_address=ray_address or settings.ray_address,
     )
     with progress() as bar:
         tick = _Bar(bar)
@@ -176,7 +183,7 @@ def clear(
                 owner=_actor(actor).name, actor=_actor(actor), workers=workers,
                 batch_size=batch_size,
                 manifest_columns=columns, item_roots=allowed_root or [], images_dir=images,
-                on_progress=tick, **common)
+                on_progress=tick, engine=engine, **common)
     if report is not None:
         _write_report(reg, result.job_id, fmt, report)
     if as_json:
@@ -221,10 +228,15 @@ def resume_all(as_json: JsonOpt = False) -> None:
     policies = _policies(reg) if job_ids else None
     done = []
     for job_id in job_ids:
-        result = clearance.resume_job(
-            reg.factory, job_id, policies=policies, database_url=settings.resolved_database_url,
-            index_dir=settings.home / "index", max_distance=settings.pdq_match_distance,
-            max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+        try:
+            result = clearance.resume_job(
+                reg.factory, job_id, policies=policies,
+                database_url=settings.resolved_database_url, index_dir=settings.home / "index",
+                max_distance=settings.pdq_match_distance, max_bytes=settings.max_upload_bytes,
+                max_pixels=settings.max_image_pixels)
+        except Conflict as exc:  # a live worker holds it: it is being finished already
+            err_console.print(f"skipped: {exc}", highlight=False)
+            continue
         done.append({"job": job_id, "summary": result.summary})
     if as_json:
         emit_json({"resumed": done})

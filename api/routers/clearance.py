@@ -11,7 +11,6 @@ import logging
 import shutil
 import threading
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, Request, UploadFile
@@ -31,7 +30,6 @@ from registry import clearance
 from registry.access import ApiKey, Role
 from registry.clearance.datasets import Dataset, check_archive, open_dataset
 from registry.clearance.reports import item_dict
-from registry.db import session_scope
 from registry.errors import Forbidden, InvalidInput, MediaTooLarge, NotFound, RegistryError
 from registry.settings import Settings
 
@@ -54,48 +52,19 @@ def _job_for(session: Session, job_id: int, key: ApiKey) -> clearance.ClearanceJ
     return job
 
 
-def _run_in_background(factory: sessionmaker[Session], settings: Settings, job_id: int) -> None:
-    from registry.policy import load_policies
-
-    try:
-        clearance.resume_job(
-            factory, job_id, policies=load_policies(settings.policies_dir),
-            database_url=settings.resolved_database_url, index_dir=settings.home / "index",
-            max_distance=settings.pdq_match_distance, max_bytes=settings.max_upload_bytes,
-            max_pixels=settings.max_image_pixels,
-        )
-    except RegistryError as exc:  # run_job has marked the job failed (or left it as it was)
-        log.warning("clearance job %s: %s", job_id, exc.message)
-    except Exception:  # a bug: run_job has marked the job failed with the reason
-        log.exception("clearance job %s stopped", job_id)
-    finally:
-        _drop_finished_upload(factory, settings, job_id)
-
-
-def _drop_finished_upload(factory: sessionmaker[Session], settings: Settings, job_id: int) -> None:
-    """An uploaded archive is kept only while its job may still read it (pending, running)."""
-    uploads = (settings.jobs_dir / "uploads").resolve()
-    with session_scope(factory) as session:
-        job = clearance.get_job(session, job_id)
-        if job.status in (clearance.JobStatus.pending.value, clearance.JobStatus.running.value):
-            return
-        folder = Path(job.dataset_uri).parent
-    if folder.parent == uploads:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def resume_unfinished_jobs(factory: sessionmaker[Session], settings: Settings) -> threading.Thread:
-    """On start-up: finish the jobs a killed server left pending or running, one after another,
-    in a background thread (committed batches are kept; see registry.clearance.run_job)."""
-    with session_scope(factory) as session:
-        job_ids = [job.id for job in clearance.unfinished_jobs(session)]
+    """On start-up (embedded worker only): finish the jobs a killed server left pending or
+    running, one after another, in a background thread, through the same claims and leases as
+    `clearhouse worker` (committed batches are kept; see registry.clearance.run_job)."""
+    from api.worker import work
 
-    def work() -> None:
-        for job_id in job_ids:
-            log.info("resuming clearance job %s", job_id)
-            _run_in_background(factory, settings, job_id)
+    def run() -> None:
+        try:
+            work(factory, settings, exit_when_idle=True)
+        except Exception:
+            log.exception("resuming clearance jobs stopped")
 
-    thread = threading.Thread(target=work, name="clearance-resume", daemon=True)
+    thread = threading.Thread(target=run, name="clearance-resume", daemon=True)
     thread.start()
     return thread
 
@@ -103,16 +72,19 @@ def resume_unfinished_jobs(factory: sessionmaker[Session], settings: Settings) -
 def _submit(
     request: Request, background: BackgroundTasks, session: Session, key: ApiKey,
     dataset: Dataset, *, use: str, licensee: str, model: str | None, workers: int,
-    batch_size: int,
+    batch_size: int, engine: str = "local",
 ) -> dict[str, Any]:
     job = clearance.submit_job(session, dataset=dataset, use=use, licensee=licensee,
                                model_family=model, owner=key.name, owner_key_id=key.id,
                                workers=workers, batch_size=batch_size,
                                max_workers=request.app.state.settings.max_workers,
-                               actor=actor_of(key))
+                               actor=actor_of(key), engine=engine)
     data = clearance.job_dict(session, job)
-    background.add_task(_run_in_background, request.app.state.session_factory,
-                        request.app.state.settings, job.id)
+    settings: Settings = request.app.state.settings
+    if settings.runs_jobs_in_api:  # else a `clearhouse worker` claims it from the queue
+        from api.worker import run_accepted_job
+
+        background.add_task(run_accepted_job, request.app.state.session_factory, settings, job.id)
     return data
 
 
@@ -130,7 +102,7 @@ def create_clearance(
                            caption_column=body.caption_column)
     return _submit(request, background, session, key, dataset, use=body.use,
                    licensee=body.licensee, model=body.model, workers=body.workers,
-                   batch_size=body.batch_size)
+                   batch_size=body.batch_size, engine=body.engine)
 
 
 @router.post("/clearances/archive", response_model=ClearanceRead, status_code=202)

@@ -22,6 +22,9 @@ class ClearanceCreate(Schema):
     model: str | None = Field(default=None, max_length=200)
     workers: int = Field(default=1, ge=1, le=64)
     batch_size: int = Field(default=16, ge=1, le=10_000)
+    engine: Literal["local", "ray"] = Field(
+        default="local", description="local: a process pool on the worker; ray: Ray Data actors "
+                                     "(the worker needs the clearhouse[ray] extra)")
     path_column: str = Field(default="path", min_length=1, max_length=200)
     id_column: str = Field(default="id", min_length=1, max_length=200)
     caption_column: str = Field(default="caption", min_length=1, max_length=200)

@@ -70,6 +70,11 @@ class ClearanceJob(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
     certificate: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     certified_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+    # Which engine runs the items ("local" process pool or "ray"), and the lease of the worker
+    # running the job now: another worker takes the job over once the lease has expired.
+    engine: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
 
 
 class ClearanceItem(Base):

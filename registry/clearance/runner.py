@@ -18,6 +18,7 @@ constraint (job_id, item_key) guarantees no duplicate row even if two runners ra
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import logging
 import multiprocessing
@@ -44,6 +45,7 @@ from registry.clearance.datasets import (
 )
 from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Verdict
 from registry.clearance.optout import most_restrictive, read_opt_out_signals
+from registry.clearance.queue import LeaseLost
 from registry.db import make_engine, session_scope, utcnow
 from registry.errors import Conflict, InvalidInput, NotFound, RegistryError
 from registry.fingerprint import find_in_catalog
@@ -57,6 +59,7 @@ log = logging.getLogger("clearhouse.clearance")
 THUMBNAIL_PX = 160
 DEFAULT_BATCH_SIZE = 16
 EXACT_SIGNAL = "sha256"
+ENGINES = ("local", "ray")  # local: a process pool on this machine; ray: Ray Data actors
 
 
 # A database that goes away (a PostgreSQL restart, a lost connection) pauses the job: each
@@ -102,6 +105,7 @@ class WorkerConfig:
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 100_000_000
     use: str = "ai_training"  # the job's use: which opt-out signals matter (set by run_job)
+    ray_address: str | None = None  # engine "ray": the cluster (None: start a local one)
 
 
 @dataclass(frozen=True)
@@ -382,11 +386,14 @@ def submit_job(
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_workers: int | None = None,
     actor: Actor | str | None = None,
+    engine: str = "local",
 ) -> ClearanceJob:
-    """Record a new clearance job (status pending). Raises InvalidInput for a bad parameter.
+    """Record a new clearance job (status pending). Raises InvalidInput for a bad parameter
+    (engine "ray" when Ray is not installed: it is the optional extra clearhouse[ray]).
 
-    `workers` is capped at `max_workers` (the server's setting) and at this machine's CPU count:
-    a caller may ask for 64 processes, the job gets what the machine can hold.
+    `workers` is capped at `max_workers` (the server's setting) and, for the local engine, at
+    this machine's CPU count: a caller may ask for 64 processes, the job gets what the machine
+    can hold (Ray actors spread over a cluster).
     """
     if use not in USES:
         raise InvalidInput(f"use {use!r} is not one of {', '.join(USES)}")
@@ -396,8 +403,16 @@ def submit_job(
         raise InvalidInput("workers must be between 1 and 64")
     if batch_size < 1 or batch_size > 10_000:
         raise InvalidInput("batch size must be between 1 and 10000")
-    workers = min(workers, max_workers or workers, os.cpu_count() or 1)
+    if engine not in ENGINES:
+        raise InvalidInput(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "ray" and importlib.util.find_spec("ray") is None:
+        raise InvalidInput("the ray engine is not installed here: "
+                           "pip install 'clearhouse[ray]' (or make ray)")
+    workers = min(workers, max_workers or workers)
+    if engine == "local":
+        workers = min(workers, os.cpu_count() or 1)
     job = ClearanceJob(
+        engine=engine,
         status=JobStatus.pending.value,
         dataset_uri=dataset.uri,
         dataset_kind=dataset.kind,
@@ -441,19 +456,26 @@ def _batches(
         yield list(items[start: start + size])
 
 
+Guard = Callable[[Session], None]
+
+
 def _commit_batch(
-    factory: sessionmaker[Session], job_id: int, outcomes: Sequence[ItemOutcome], decider: Decider
+    factory: sessionmaker[Session], job_id: int, outcomes: Sequence[ItemOutcome], decider: Decider,
+    guard: Guard | None = None,
 ) -> int:
     """Commit one batch (idempotent: keys already committed are skipped, so a retry after a lost
     connection writes no duplicate). Raises JobCancelled if the job was cancelled meanwhile."""
-    return int(with_db_retry(lambda: _commit_batch_once(factory, job_id, outcomes, decider),
+    return int(with_db_retry(lambda: _commit_batch_once(factory, job_id, outcomes, decider, guard),
                              what=f"clearance job {job_id}"))
 
 
 def _commit_batch_once(
-    factory: sessionmaker[Session], job_id: int, outcomes: Sequence[ItemOutcome], decider: Decider
+    factory: sessionmaker[Session], job_id: int, outcomes: Sequence[ItemOutcome], decider: Decider,
+    guard: Guard | None,
 ) -> int:
     with session_scope(factory) as session:
+        if guard is not None:
+            guard(session)  # the worker's lease: raises (nothing written) if it was taken over
         if get_job(session, job_id).status == JobStatus.cancelled.value:
             raise JobCancelled(job_id)
         existing = set(session.scalars(
@@ -486,12 +508,14 @@ def _commit_batch_once(
         return job.done_items
 
 
-def _finish(factory: sessionmaker[Session], job_id: int) -> None:
-    with_db_retry(lambda: _finish_once(factory, job_id), what=f"clearance job {job_id}")
+def _finish(factory: sessionmaker[Session], job_id: int, guard: Guard | None = None) -> None:
+    with_db_retry(lambda: _finish_once(factory, job_id, guard), what=f"clearance job {job_id}")
 
 
-def _finish_once(factory: sessionmaker[Session], job_id: int) -> None:
+def _finish_once(factory: sessionmaker[Session], job_id: int, guard: Guard | None) -> None:
     with session_scope(factory) as session:
+        if guard is not None:
+            guard(session)
         job = get_job(session, job_id)
         if job.status == JobStatus.cancelled.value:
             raise JobCancelled(job_id)
@@ -516,8 +540,12 @@ def run_job(
     policies: PolicySet,
     matcher: Matcher | None,
     on_progress: ProgressFn | None = None,
+    guard: Guard | None = None,
 ) -> None:
     """Run (or resume) job `job_id` to the end, committing each batch as it finishes.
+
+    `guard(session)` runs first in every commit's transaction (queue.Heartbeat.guard: the
+    worker's lease); what it raises stops the job with nothing of that batch written.
 
     `policies` is a registry.policy PolicySet; `matcher` a registry.fingerprint Matcher (see
     load_matcher; None matches exact copies of catalog files only). Raises NotFound for an
@@ -526,9 +554,11 @@ def run_job(
     """
     try:
         _run_job(factory, job_id, config=config, policies=policies, matcher=matcher,
-                 on_progress=on_progress)
+                 on_progress=on_progress, guard=guard)
     except JobCancelled:
         log.info("clearance job %s was cancelled", job_id)
+    except LeaseLost:
+        raise  # another worker took the job over: not a failure of the job
     except (NotFound, Conflict):
         raise  # nothing was started: the job is as it was
     except Exception as exc:
@@ -561,6 +591,7 @@ def _run_job(
     policies: PolicySet,
     matcher: Matcher | None,
     on_progress: ProgressFn | None = None,
+    guard: Guard | None = None,
 ) -> None:
     versions = policy_versions_of(policies)
     with session_scope(factory) as session:
@@ -586,7 +617,7 @@ def _run_job(
         job.status = JobStatus.running.value
         dataset = dataset_of(job)
         use, licensee, model = job.use, job.licensee, job.model_family
-        workers, batch_size = job.workers, job.batch_size
+        workers, batch_size, engine = job.workers, job.batch_size, job.engine
     items = dataset.items()
     with session_scope(factory) as session:
         job = get_job(session, job_id)
@@ -600,32 +631,37 @@ def _run_job(
     decider = Decider(policies, use=use, licensee=licensee, model_family=model)
     config = replace(config, use=use)
     batches = list(_batches(pending, batch_size))
-    if workers <= 1 or len(batches) <= 1:
+
+    def commit(outcomes: Sequence[ItemOutcome]) -> None:
+        done = _commit_batch(factory, job_id, outcomes, decider, guard)
+        if on_progress is not None:
+            on_progress(done, len(items))
+
+    if engine == "ray" and batches:
+        from registry.clearance.ray_engine import run_on_ray
+
+        run_on_ray(batches, config=config, matcher=matcher, actors=workers, commit=commit)
+    elif workers <= 1 or len(batches) <= 1:
         _worker_init(config, matcher)
         for batch in batches:
-            done = _commit_batch(factory, job_id, process_batch(batch), decider)
-            if on_progress is not None:
-                on_progress(done, len(items))
+            commit(process_batch(batch))
     else:
-        _run_pool(factory, job_id, (config, matcher, True), batches, decider, workers,
-                  lambda d: on_progress(d, len(items)) if on_progress else None)
-    _finish(factory, job_id)
+        _run_pool(config, matcher, batches, workers, commit)
+    _finish(factory, job_id, guard)
 
 
 def _run_pool(
-    factory: sessionmaker[Session],
-    job_id: int,
-    init: tuple[WorkerConfig, Any, bool],
+    config: WorkerConfig,
+    matcher: Any | None,
     batches: Sequence[list[tuple[int, DatasetItem]]],
-    decider: Decider,
     workers: int,
-    report: Callable[[int], None],
+    commit: Callable[[Sequence[ItemOutcome]], None],
 ) -> None:
     # spawn: a worker never inherits the parent's database connections or library threads.
     context = multiprocessing.get_context("spawn")
     in_flight_limit = workers * 2
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_worker_init, initargs=init) as pool:
+                             initializer=_worker_init, initargs=(config, matcher, True)) as pool:
         queue = iter(batches)
         running: set[Future[list[ItemOutcome]]] = set()
         for batch in queue:
@@ -635,7 +671,7 @@ def _run_pool(
         while running:
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                report(_commit_batch(factory, job_id, future.result(), decider))
+                commit(future.result())
                 following = next(queue, None)
                 if following is not None:
                     running.add(pool.submit(process_batch, following))

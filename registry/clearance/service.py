@@ -17,6 +17,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.audit import Actor, as_actor, record
 from registry.clearance.datasets import open_dataset
 from registry.clearance.models import ClearanceItem, ClearanceJob, JobStatus, Verdict
+from registry.clearance.queue import (
+    LEASE_S,
+    Heartbeat,
+    LeaseLost,
+    claim_job,
+    fail_job,
+    holder_is_gone,
+    new_worker_id,
+    release_lease,
+    take_over,
+)
 from registry.clearance.reports import build_report
 from registry.clearance.runner import (
     DEFAULT_BATCH_SIZE,
@@ -28,7 +39,7 @@ from registry.clearance.runner import (
     submit_job,
 )
 from registry.db import parse_row_id, session_scope, utcnow
-from registry.errors import Conflict, InvalidInput, NotFound
+from registry.errors import Conflict, InvalidInput, NotFound, RegistryError
 
 REVIEW_DECISIONS = ("allowed", "blocked")
 
@@ -190,18 +201,25 @@ def clear_dataset(
     fingerprint: bool = True,
     on_progress: ProgressFn | None = None,
     actor: Actor | str | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> Clearance:
-    """Submit, run and report a clearance in one call (the CLI, the demo and tests use it)."""
+    """Submit, run and report a clearance in one call (the CLI, the demo and tests use it).
+    The job is leased to this caller in the transaction that submits it, so no `clearhouse
+    worker` watching the same database takes it."""
     opened = open_dataset(dataset, allowed_roots=allowed_roots, item_roots=item_roots,
                           images_dir=images_dir, **(manifest_columns or {}))
+    runner = new_worker_id("clear")
     with session_scope(factory) as session:
         job_id = submit_job(session, dataset=opened, use=use, licensee=licensee,
                             model_family=model_family, owner=owner, workers=workers,
-                            batch_size=batch_size, actor=actor).id
+                            batch_size=batch_size, actor=actor, engine=engine).id
+        claim_job(session, owner=runner, job_id=job_id)
     # A new job is a job with nothing committed yet: running it is resuming it.
     return resume_job(factory, job_id, policies=policies, database_url=database_url,
                       index_dir=index_dir, max_distance=max_distance, max_bytes=max_bytes,
-                      max_pixels=max_pixels, fingerprint=fingerprint, on_progress=on_progress)
+                      max_pixels=max_pixels, fingerprint=fingerprint, on_progress=on_progress,
+                      worker_id=runner, ray_address=ray_address)
 
 
 def resume_job(
@@ -216,17 +234,49 @@ def resume_job(
     max_pixels: int = 100_000_000,
     fingerprint: bool = True,
     on_progress: ProgressFn | None = None,
+    worker_id: str | None = None,
+    lease_s: float = LEASE_S,
+    ray_address: str | None = None,
 ) -> Clearance:
     """Finish a killed (or never started) job; committed batches are not redone. A finished job
-    is left as it is and its report returned (resuming is idempotent)."""
+    is left as it is and its report returned (resuming is idempotent).
+
+    The caller runs the job under a lease (queue.py) held as `worker_id` (a new id when None),
+    renewed by a heartbeat and checked at every batch commit. Raises Conflict when a live
+    worker holds the job; queue.LeaseLost if another worker took it over meanwhile.
+    """
+    owner = worker_id or new_worker_id("resume")
     with session_scope(factory) as session:
         job = get_job(session, job_id)
         if job.status == JobStatus.finished.value:
             return Clearance(job_id, build_report(session, job))
-        matcher = (load_matcher(session, index_dir=index_dir, max_distance=max_distance)
-                   if fingerprint else None)
-    config = WorkerConfig(database_url, max_bytes=max_bytes, max_pixels=max_pixels)
-    run_job(factory, job_id, config=config, policies=policies, matcher=matcher,
-            on_progress=on_progress)
+        claimed = claim_job(session, owner=owner, lease_s=lease_s, job_id=job_id) is not None
+        if not claimed and holder_is_gone(job.lease_owner):  # killed on this machine
+            claimed = take_over(session, job_id, owner=owner, dead_owner=str(job.lease_owner),
+                                lease_s=lease_s)
+        if not claimed:
+            raise Conflict(f"clearance job {job_id} is {job.status} and being run by "
+                           f"{job.lease_owner} (lease until {job.lease_expires_at})")
+    try:
+        with session_scope(factory) as session:
+            matcher = (load_matcher(session, index_dir=index_dir, max_distance=max_distance)
+                       if fingerprint else None)
+        config = WorkerConfig(database_url, max_bytes=max_bytes, max_pixels=max_pixels,
+                              ray_address=ray_address)
+        with Heartbeat(factory, job_id, owner=owner, lease_s=lease_s) as heartbeat:
+            run_job(factory, job_id, config=config, policies=policies, matcher=matcher,
+                    on_progress=on_progress, guard=heartbeat.guard)
+    except LeaseLost:
+        raise  # the job goes on in the worker that took it over
+    except Exception as exc:
+        # Whatever stopped the job (a dataset gone, policies changed, a bug) is written on it,
+        # so it is not taken again and again by every worker; `clear --resume` retries it.
+        reason = exc.message if isinstance(exc, RegistryError) else f"{type(exc).__name__}: {exc}"
+        with session_scope(factory) as session:
+            fail_job(session, job_id, owner=owner, reason=reason)
+        raise
+    finally:
+        with session_scope(factory) as session:
+            release_lease(session, job_id, owner=owner)
     with session_scope(factory) as session:
         return Clearance(job_id, build_report(session, get_job(session, job_id)))

@@ -16,7 +16,9 @@ from registry.settings import Settings
 
 @pytest.fixture
 def settings(home: Path, db_url: str) -> Settings:
-    return Settings(home=home, database_url=db_url, max_upload_bytes=2 * 1024 * 1024)
+    # The API runs the jobs it accepts itself (its embedded worker), on PostgreSQL too.
+    return Settings(home=home, database_url=db_url, embedded_worker=True,
+                    max_upload_bytes=2 * 1024 * 1024)
 
 
 @pytest.fixture

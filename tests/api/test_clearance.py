@@ -23,6 +23,7 @@ def settings(home: Path, db_url: str, tmp_path: Path) -> Settings:
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     return Settings(home=home, database_url=db_url, max_upload_bytes=8 * 1024 * 1024,
+                    embedded_worker=True,  # the API runs the jobs it accepts
                     allowed_roots=[allowed],
                     policies_dir=scenario.write_policies(tmp_path / "policies"))
 

@@ -20,7 +20,7 @@ CLEARED = {k for k, v in scenario.EXPECTED.items() if v == "clear"}
 def settings(home: Path, db_url: str, tmp_path: Path) -> Settings:
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    return Settings(home=home, database_url=db_url, allowed_roots=[allowed],
+    return Settings(home=home, database_url=db_url, embedded_worker=True, allowed_roots=[allowed],
                     policies_dir=scenario.write_policies(tmp_path / "policies"))
 
 

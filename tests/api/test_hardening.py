@@ -41,6 +41,7 @@ def settings(home: Path, db_url: str, tmp_path: Path) -> Settings:
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     return Settings(home=home, database_url=db_url, max_upload_bytes=2 * MIB,
+                    embedded_worker=True,  # the API runs the jobs it accepts
                     allowed_roots=[allowed],
                     policies_dir=scenario.write_policies(tmp_path / "policies"))
 
@@ -242,9 +243,9 @@ def test_a_job_that_cannot_go_on_ends_failed_with_its_reason(
                                    licensee="x", owner="t")
         job_id = job.id
     manifest.write_text("not json\n")  # the dataset became unreadable after submission
-    from api.routers.clearance import _run_in_background
+    from api.worker import run_accepted_job
 
-    _run_in_background(client.app.state.session_factory, settings, job_id)
+    run_accepted_job(client.app.state.session_factory, settings, job_id)
     data = client.get(f"/v1/clearances/{job_id}", headers=keys["legal"]).json()
     assert data["status"] == "failed" and "invalid JSON" in data["error"]
     with session_scope(client.app.state.session_factory) as session:

@@ -18,6 +18,7 @@ def test_the_clearance_package_exports_exactly_its_front_door() -> None:
         "sign_statement", "submit_job", "unfinished_jobs", "verify_certificate",
         "EU_SUMMARY_SCHEMA", "EXPORT_FORMATS", "ExportResult", "build_eu_summary",
         "export_cleared", "find_items", "render_markdown",
+        "LeaseLost", "claim_job", "fail_job", "new_worker_id", "run_worker",
     }
     for name in registry.clearance.__all__:
         assert hasattr(registry.clearance, name)
