@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest system-deps postgres browser node-deps bench clean
+.PHONY: demo test lint typecheck pytest system-deps postgres browser node-deps bench clean ray
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -36,6 +36,14 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV) system-deps
 	$(UV) sync --frozen
 	touch $@
 
+# The Ray engine (`clearhouse clear --engine ray`) is the optional extra clearhouse[ray]; the
+# tests install it so that its test runs (the base install stays without it).
+$(VENV)/.ray: $(VENV)/.synced
+	$(UV) sync --frozen --extra ray
+	touch $@
+
+ray: $(VENV)/.ray
+
 postgres:
 	@bash scripts/ensure-postgres.sh || true
 
@@ -45,7 +53,7 @@ lint: $(VENV)/.synced
 typecheck: $(VENV)/.synced
 	$(BIN)/mypy
 
-pytest: $(VENV)/.synced postgres browser node-deps
+pytest: $(VENV)/.synced $(VENV)/.ray postgres browser node-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

@@ -83,7 +83,7 @@ def run_on_ray(
             fn_constructor_kwargs={"config": config, "matcher": matcher},
             batch_size=size,
             batch_format="numpy",
-            concurrency=max(1, actors),
+            compute=ray.data.ActorPoolStrategy(size=max(1, actors)),
             num_cpus=1,
         )
         for block in matched.iter_batches(batch_size=size, batch_format="numpy"):

@@ -1,0 +1,85 @@
+"""The Ray engine on a local Ray runtime (2 CPUs, its files under the test's tmp path, nothing in
+the home directory): the same dataset as the end-to-end test gives the local engine's report,
+item for item. Ray is the optional extra clearhouse[ray]; `make test` installs it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry import clearance
+from registry.catalog import BlobStore
+from registry.errors import InvalidInput
+from registry.policy import load_policies
+from tests.registry.clearance import scenario
+
+RAY_MISSING = importlib.util.find_spec("ray") is None
+LOUD = ("!!! ray is not installed: the Ray engine test is SKIPPED. "
+        "Run `make ray` (or `make test`, which installs the clearhouse[ray] extra) !!!")
+
+
+@pytest.fixture(scope="module")
+def ray_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A local Ray runtime for this module; yields the home directory its processes see."""
+    if RAY_MISSING:
+        warnings.warn(LOUD, stacklevel=1)
+        pytest.skip(LOUD)
+    import ray
+
+    root = tmp_path_factory.mktemp("ray")
+    home = root / "home"
+    home.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))  # the driver and every Ray process
+        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        # Token auth stays on; the token comes from here instead of a new ~/.ray/auth_token.
+        patch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+        ray.init(num_cpus=2, _temp_dir=str(root / "t"), include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+        try:
+            yield home
+        finally:
+            ray.shutdown()
+
+
+@pytest.fixture
+def pg_url(db_url: str) -> str:
+    if db_url.startswith("sqlite"):  # a cluster shares one PostgreSQL; Ray's start-up is slow
+        pytest.skip("the Ray engine is checked on PostgreSQL (SQLite: the local engine)")
+    return db_url
+
+
+def test_the_ray_engine_reports_like_the_local_engine_item_for_item(
+    pg_url: str, ray_runtime: Path, tmp_path: Path, session_factory: sessionmaker[Session],
+    store: BlobStore,
+) -> None:
+    db_url = pg_url
+    sc = scenario.build(tmp_path, session_factory, store)
+    common = dict(use="ai_training", licensee=scenario.LICENSEE, model_family="lumen-vision-2",
+                  owner="ml-team", policies=load_policies(sc.policies), database_url=db_url,
+                  index_dir=tmp_path / "index", batch_size=4)
+    local = clearance.clear_dataset(session_factory, sc.dataset, **common)  # type: ignore[arg-type]
+    on_ray = clearance.clear_dataset(session_factory, sc.dataset, engine="ray", workers=2,
+                                     **common)  # type: ignore[arg-type]
+    with session_factory() as session:
+        assert clearance.get_job(session, on_ray.job_id).engine == "ray"
+        assert clearance.get_job(session, local.job_id).engine == "local"
+    assert clearance.comparable(on_ray.report) == clearance.comparable(local.report)
+    assert {i["key"]: i["verdict"] for i in on_ray.report["items"]} == scenario.EXPECTED
+    assert on_ray.summary == local.summary == {"clear": 6, "blocked": 2, "review": 2,
+                                               "error": 4, "total": 14}
+    assert os.listdir(ray_runtime) == []  # nothing written in the home directory
+
+
+def test_an_unknown_engine_is_refused(tmp_path: Path, session: Session) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(InvalidInput, match="engine 'spark' is not one of local, ray"):
+        clearance.submit_job(session, dataset=clearance.open_dataset(tmp_path / "d"),
+                             use="ai_training", licensee="x", owner="me", engine="spark")
