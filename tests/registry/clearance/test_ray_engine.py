@@ -7,6 +7,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
+import signal
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,3 +86,58 @@ def test_an_unknown_engine_is_refused(tmp_path: Path, session: Session) -> None:
     with pytest.raises(InvalidInput, match="engine 'spark' is not one of local, ray"):
         clearance.submit_job(session, dataset=clearance.open_dataset(tmp_path / "d"),
                              use="ai_training", licensee="x", owner="me", engine="spark")
+
+
+def _map_actor_pids() -> list[int]:
+    """The Ray Data map actors running on this machine (their process title names them)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"MapWorker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(int(pid))
+        except OSError:
+            continue
+    return pids
+
+
+def test_killing_a_ray_actor_mid_job_loses_no_item_and_writes_none_twice(
+    pg_url: str, ray_runtime: Path, tmp_path: Path, session_factory: sessionmaker[Session],
+    store: BlobStore,
+) -> None:
+    scenario.import_catalog(session_factory, store)
+    dataset = scenario.write_large_dataset(tmp_path / "dataset", 12)
+    total = len(scenario.EXPECTED) + 12
+    outcome: dict[str, object] = {}
+    progress: list[int] = []
+
+    def clear() -> None:
+        try:
+            outcome["result"] = clearance.clear_dataset(
+                session_factory, dataset, use="ai_training", licensee=scenario.LICENSEE,
+                owner="ml-team", policies=load_policies(scenario.write_policies(tmp_path / "p")),
+                database_url=pg_url, index_dir=tmp_path / "index", batch_size=2, workers=2,
+                engine="ray", on_progress=lambda done, _total: progress.append(done))
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=clear)
+    runner.start()
+    deadline = time.monotonic() + 300
+    killed, killed_at = None, 0
+    while killed is None and runner.is_alive() and time.monotonic() < deadline:
+        pids = _map_actor_pids()
+        if pids and progress and progress[-1] >= 2:  # mid-job: some blocks committed
+            killed, killed_at = pids[0], progress[-1]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    runner.join(300)
+    assert killed is not None, f"no actor to kill while the job ran (progress {progress})"
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert isinstance(result, clearance.Clearance)
+    assert killed_at < total == progress[-1]  # killed mid-job, finished all the same
+    with session_factory() as session:
+        rows = clearance.list_items(session, result.job_id)
+    assert len(rows) == len({r.item_key for r in rows}) == total  # every item exactly once
+    assert {k: v for k, v in ((r.item_key, r.verdict) for r in rows)
+            if k in scenario.EXPECTED} == scenario.EXPECTED
