@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import faiss
 from PIL import Image
 from sqlalchemy.orm import Session
 
@@ -120,6 +121,10 @@ class Matcher:
         self.index_dir = index_dir
         self.max_distance = max_distance
         self.exhaustive = exhaustive
+        # A query is a small batch: faiss's OpenMP threads spin-wait for work on a busy machine
+        # (a lookup took 50-60 ms instead of 0.4 ms with 2 threads; issue 15's measurement), and
+        # workers get one process per core anyway.
+        faiss.omp_set_num_threads(1)
         self._stages: list[Stage] = default_stages(max_distance=max_distance)
         self._opened: dict[Path, Any] = {}
         self._indexes: dict[str, StageIndex] = {}
