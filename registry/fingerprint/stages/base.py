@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.fingerprint.regions import Box
@@ -135,6 +136,17 @@ class Stage(abc.ABC):
         """Open the segments (oldest first) into one searchable index. `opened`: segments
         already in memory by folder (reused, and the new ones recorded), so a refresh after an
         append reads only the new segment."""
+
+
+def row_range(session: Session, id_column: Any, *conditions: Any,
+              upto: int | None = None) -> tuple[int, int]:
+    """(count, highest id) of the rows matching `conditions` (ids <= `upto` when given): what a
+    stage's `rows` answers."""
+    query = select(func.count(id_column), func.max(id_column)).where(*conditions)
+    if upto is not None:
+        query = query.where(id_column <= upto)
+    count, top = session.execute(query).one()
+    return int(count), int(top or 0)
 
 
 def open_segment(opened: dict[Path, Any], folder: Path, factory: Callable[[Path], Any]) -> Any:

@@ -13,11 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.catalog.models import Asset
-from registry.fingerprint.stages.base import AssetTable, Match, Probe, Stage, StageIndex
+from registry.fingerprint.stages.base import (
+    AssetTable,
+    Match,
+    Probe,
+    Stage,
+    StageIndex,
+    row_range,
+)
 
 EXACT_SIGNAL = "sha256"
 _LOOKUP_CHUNK = 500  # sha256 values per IN (...) query
@@ -71,11 +78,7 @@ class ExactStage(Stage):
         return "1"
 
     def rows(self, session: Session, *, upto: int | None = None) -> tuple[int, int]:
-        query = select(func.count(Asset.id), func.max(Asset.id))
-        if upto is not None:
-            query = query.where(Asset.id <= upto)
-        count, top = session.execute(query).one()
-        return int(count), int(top or 0)
+        return row_range(session, Asset.id, upto=upto)
 
     def build_segment(self, session: Session, folder: Path, *, after: int, upto: int) -> int:
         pairs = session.execute(select(Asset.id, Asset.sha256)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.fingerprint.base import DIHEDRAL_NAMES, Hash, SignalType
@@ -37,6 +37,7 @@ from registry.fingerprint.stages.base import (
     Window,
     keep_best,
     open_segment,
+    row_range,
 )
 
 _BATCH_ROWS = 50_000
@@ -173,11 +174,7 @@ class HashStage(Stage):
                 & (Fingerprint.quality >= self.signal.quality_threshold))
 
     def rows(self, session: Session, *, upto: int | None = None) -> tuple[int, int]:
-        query = select(func.count(Fingerprint.id), func.max(Fingerprint.id)).where(self._where())
-        if upto is not None:
-            query = query.where(Fingerprint.id <= upto)
-        count, top = session.execute(query).one()
-        return int(count), int(top or 0)
+        return row_range(session, Fingerprint.id, self._where(), upto=upto)
 
     def build_segment(self, session: Session, folder: Path, *, after: int, upto: int) -> int:
         rows = session.execute(

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.fingerprint import keypoints
@@ -42,6 +42,7 @@ from registry.fingerprint.stages.base import (
     StageIndex,
     keep_best,
     open_segment,
+    row_range,
 )
 
 LOCAL_VERSION = f"{KEYPOINT_VERSION}.1"
@@ -235,12 +236,8 @@ class LocalStage(Stage):
         return LOCAL_VERSION
 
     def rows(self, session: Session, *, upto: int | None = None) -> tuple[int, int]:
-        query = select(func.count(KeypointRow.id), func.max(KeypointRow.id)).where(
-            KeypointRow.version == KEYPOINT_VERSION)
-        if upto is not None:
-            query = query.where(KeypointRow.id <= upto)
-        count, top = session.execute(query).one()
-        return int(count), int(top or 0)
+        return row_range(session, KeypointRow.id, KeypointRow.version == KEYPOINT_VERSION,
+                         upto=upto)
 
     def build_segment(self, session: Session, folder: Path, *, after: int, upto: int) -> int:
         rows = session.execute(
