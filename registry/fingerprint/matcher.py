@@ -255,9 +255,10 @@ class Matcher:
                 if isinstance(source, bytes):
                     return MatchResult(name, None, tuple(self.match_video(source, name=name)))
                 return MatchResult(name, None, tuple(self.match_video(str(source), name=name)))
-            image = load_image(source, name=name, max_bytes=max_bytes, max_pixels=max_pixels,
-                               draft_size=QUERY_DRAFT_SIZE)
+            # Read once (the size was checked above): decoded here and hashed for stage 0.
             data = source if isinstance(source, bytes) else Path(source).read_bytes()
+            image = load_image(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels,
+                               draft_size=QUERY_DRAFT_SIZE)
             digest = hashlib.sha256(data).hexdigest()
             return MatchResult(name, None, tuple(self.match_image(image, sha256=digest)))
         except RegistryError as exc:

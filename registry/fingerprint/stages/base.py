@@ -94,6 +94,11 @@ class Probe:
     hints: list[int] = field(default_factory=list)
 
 
+def time_code(value: float) -> float | None:
+    """A stored frame time (NaN for stills) as a match reports it."""
+    return None if np.isnan(value) else round(float(value), 3)
+
+
 def keep_best(into: dict[int, Match], match: Match) -> None:
     """Keep the more confident match per asset."""
     held = into.get(match.asset_id)

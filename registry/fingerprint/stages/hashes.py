@@ -38,6 +38,7 @@ from registry.fingerprint.stages.base import (
     keep_best,
     open_segment,
     row_range,
+    time_code,
 )
 
 _BATCH_ROWS = 50_000
@@ -71,10 +72,6 @@ def window_usable(probe: Probe, window: int, gates: Sequence[type[SignalType]]) 
 
 def hash_confidence(distance: int, threshold: int) -> float:
     return max(0.0, 1.0 - 0.5 * distance / (threshold + 1))
-
-
-def _nan_to_none(value: float) -> float | None:
-    return None if np.isnan(value) else round(float(value), 3)
 
 
 class _Segment:
@@ -146,7 +143,7 @@ class _HashIndex(StageIndex):
             transform = where if transform == "identity" else f"{transform}+{where}"
         x, y, w, h = window.box
         sx, sy = scale
-        t = _nan_to_none(float(segment.times[row]))
+        t = time_code(float(segment.times[row]))
         return Match(asset_id, self.assets.sha256(asset_id), self.signal.name, d,
                      hash_confidence(d, self.threshold),
                      (round(x * sx), round(y * sy), round(w * sx), round(h * sy)),

@@ -43,6 +43,7 @@ from registry.fingerprint.stages.base import (
     keep_best,
     open_segment,
     row_range,
+    time_code,
 )
 
 LOCAL_VERSION = f"{KEYPOINT_VERSION}.1"
@@ -74,10 +75,6 @@ def _sift_confidence(inliers: int) -> float:
 
 def _orb_confidence(inliers: int) -> float:
     return min(1.0, 0.5 + 0.5 * (inliers - ORB_ACCEPT_INLIERS + 1) / 60)
-
-
-def _nan_to_none(value: float) -> float | None:
-    return None if np.isnan(value) else round(float(value), 3)
 
 
 class _Segment:
@@ -220,7 +217,7 @@ class _LocalIndex(StageIndex):
         asset_id = int(seg.row_asset[row])
         x, y, w, h = region
         sx, sy = probe.work_scale
-        t = _nan_to_none(float(seg.row_time[row]))
+        t = time_code(float(seg.row_time[row]))
         how = f"geometric rot={check.angle_deg:.0f} scale={check.scale:.2f}"
         confidence = _orb_confidence(inliers) if signal == "orb" else _sift_confidence(inliers)
         return Match(asset_id, self.assets.sha256(asset_id), signal,
