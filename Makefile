@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest system-deps postgres browser node-deps bench clean ray
+.PHONY: demo test lint typecheck pytest system-deps postgres browser node-deps test-art bench clean ray
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -44,6 +44,12 @@ $(VENV)/.ray: $(VENV)/.synced
 
 ray: $(VENV)/.ray
 
+# Real game art for the recall tests (Debian's wesnoth-1.16-data, apt-get download + unpack into
+# ~/.cache/clearhouse-test-art; nothing installed). When it cannot be fetched the tests that
+# need it are skipped with a loud line.
+test-art:
+	@bash scripts/fetch-test-art.sh
+
 postgres:
 	@bash scripts/ensure-postgres.sh || true
 
@@ -53,7 +59,7 @@ lint: $(VENV)/.synced
 typecheck: $(VENV)/.synced
 	$(BIN)/mypy
 
-pytest: $(VENV)/.synced $(VENV)/.ray postgres browser node-deps
+pytest: $(VENV)/.synced $(VENV)/.ray postgres browser node-deps test-art
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
