@@ -6,6 +6,10 @@ Per image asset (34 hashes with the two installed signals + one local-feature se
   of each side (crops);
 - up to 600 SIFT keypoints (verification) and 400 ORB keypoints of the picture and of its mirror
   (candidates), stored together (stage 2).
+Art with transparency (RGBA sprites, portraits, logos) is fingerprinted by what is visible: the
+hashes see it composited on a neutral grey (never the colour values hidden under transparent
+pixels, which differ from file to file and show nowhere), and its keypoints are taken inside the
+alpha mask only (`visible_content`), so the art is found pasted over any background.
 A video asset is sampled into frames (1 per second plus scene changes); each frame gets the PDQ
 and pHash dihedral hashes with its time code, and up to `MAX_KEYFRAMES` frames get keypoints.
 
@@ -20,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from registry.fingerprint import keypoints
 from registry.fingerprint.base import DIHEDRAL_NAMES, Hash
@@ -41,6 +45,10 @@ MAX_KEYFRAMES = 12
 MAX_VIDEO_FRAMES = 600
 # An asset is weakly protectable when it has no usable PDQ hash and few keypoints.
 WEAK_KEYPOINTS = 50
+# What transparent pixels are composited on (hashes, keypoints): a neutral mid grey.
+NEUTRAL_RGB = (128, 128, 128)
+# Alpha at or above this is visible content (the keypoint mask).
+VISIBLE_ALPHA = 128
 
 
 @dataclass(frozen=True)
@@ -76,9 +84,56 @@ class AssetFeatures:
         return not usable and most_keys < WEAK_KEYPOINTS
 
 
+def has_alpha(image: Image.Image) -> bool:
+    """True when the picture carries transparency (an alpha channel or a transparent colour)."""
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode in ("P", "L", "RGB") and "transparency" in image.info)
+
+
+def visible_content(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """(RGB picture, mask): a picture with transparency composited on `NEUTRAL_RGB`, and its
+    visible pixels (mode "L", 255 where alpha >= `VISIBLE_ALPHA`); other pictures as RGB with
+    no mask. A fully opaque alpha channel counts as none."""
+    if not has_alpha(image):
+        return (image if image.mode == "RGB" else image.convert("RGB")), None
+    rgba = image.convert("RGBA")
+    alpha = rgba.getchannel("A")
+    lowest, _highest = alpha.getextrema()
+    if isinstance(lowest, int | float) and lowest >= 255:
+        return rgba.convert("RGB"), None
+    canvas = Image.new("RGB", rgba.size, NEUTRAL_RGB)
+    canvas.paste(rgba, (0, 0), alpha)
+    return canvas, alpha.point(lambda v: 255 if v >= VISIBLE_ALPHA else 0)
+
+
+def decode_visible(data: bytes, *, name: str, max_bytes: int = DEFAULT_MAX_BYTES,
+                   max_pixels: int = DEFAULT_MAX_PIXELS,
+                   draft_size: tuple[int, int] | None = None
+                   ) -> tuple[Image.Image, Image.Image | None]:
+    """Decode through the media loader (validation, limits, EXIF orientation) and, for a
+    picture with transparency, keep it: `visible_content` of the decoded picture. Raises the
+    media errors."""
+    image = load_image(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels,
+                       draft_size=draft_size)
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            transparent = has_alpha(header)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        transparent = False
+    if not transparent:
+        return image, None
+    # TODO(issue 11): the loader drops alpha (convert("RGB")); it validated these bytes above,
+    # so decoding them again here is safe. A `keep_alpha` option of load_image would save this.
+    with Image.open(io.BytesIO(data)) as again:
+        again.load()
+        oriented = ImageOps.exif_transpose(again)
+        return visible_content(oriented if oriented is not None else again)
+
+
 def work_image(image: Image.Image, side: int = WORK_SIDE_PX) -> Image.Image:
-    """The image scaled down to at most `side` px (never up), RGB."""
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    """The image scaled down to at most `side` px (never up), RGB (transparency composited on
+    `NEUTRAL_RGB`)."""
+    rgb = image if image.mode == "RGB" else visible_content(image)[0]
     if max(rgb.size) > side:
         rgb = rgb.copy()
         rgb.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -102,9 +157,10 @@ def _dihedral(image: Image.Image, time_s: float | None) -> list[HashRecord]:
     return out
 
 
-def _scaled_local(image: Image.Image, width: int, height: int) -> keypoints.LocalFeatures:
+def _scaled_local(image: Image.Image, width: int, height: int,
+                  mask: Image.Image | None = None) -> keypoints.LocalFeatures:
     """Stage 2's features of `image`, coordinates scaled to a `width` x `height` original."""
-    found = keypoints.local_features(image)
+    found = keypoints.local_features(image, mask)
     factor = np.array([width / image.width, height / image.height], np.float32)
 
     def scaled(keys: keypoints.KeypointSet) -> keypoints.KeypointSet:
@@ -114,10 +170,14 @@ def _scaled_local(image: Image.Image, width: int, height: int) -> keypoints.Loca
                                    scaled(found.orb_mirror))
 
 
-def image_features(image: Image.Image, *, scale_to: tuple[int, int] | None = None
-                   ) -> AssetFeatures:
+def image_features(image: Image.Image, *, scale_to: tuple[int, int] | None = None,
+                   mask: Image.Image | None = None) -> AssetFeatures:
     """Features of a still image. `scale_to`: the original size, when `image` was reduced
-    (boxes and keypoints are reported in original pixels)."""
+    (boxes and keypoints are reported in original pixels). A picture with transparency is
+    taken by its visible content (`visible_content`); `mask`: that content's mask, when the
+    caller composited the picture already."""
+    if mask is None:
+        image, mask = visible_content(image)
     img = work_image(image)
     small = work_image(img, HASH_SIDE_PX)
     width, height = scale_to or image.size
@@ -134,7 +194,7 @@ def image_features(image: Image.Image, *, scale_to: tuple[int, int] | None = Non
             h: Hash = signal.compute(part)
             records.append(HashRecord(signal.name, signal.version, label, h.bits, h.quality,
                                       scaled))
-    keys = _scaled_local(img, width, height)
+    keys = _scaled_local(img, width, height, mask)
     return AssetFeatures(records, [KeypointRecord(keypoints.KEYPOINT_VERSION, keys)])
 
 
@@ -177,12 +237,12 @@ def media_features(data: bytes, *, name: str, kind: str,
             original = header.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         original = (CATALOG_DECODE_PX, CATALOG_DECODE_PX)
-    image = load_image(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels,
-                       draft_size=draft_request(original, CATALOG_DECODE_PX))
+    image, mask = decode_visible(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels,
+                                 draft_size=draft_request(original, CATALOG_DECODE_PX))
     # EXIF rotation may have swapped the sides.
     if (image.width - image.height) * (original[0] - original[1]) < 0:
         original = (original[1], original[0])
-    return image_features(image, scale_to=original)
+    return image_features(image, scale_to=original, mask=mask)
 
 
 def path_features(path: str, kind: str) -> AssetFeatures:

@@ -23,7 +23,9 @@ from PIL import Image
 
 from registry.fingerprint.regions import Box
 
-KEYPOINT_VERSION = 2  # 2: ORB (and mirrored ORB) stored beside SIFT
+# 2: ORB (and mirrored ORB) stored beside SIFT; 3: art with transparency keeps keypoints inside
+# its alpha mask only, of the picture composited on a neutral grey.
+KEYPOINT_VERSION = 3
 # Catalog images are scaled (up or down) to this longest side for SIFT. 384 rather than 512:
 # 0.65x the import cost, and the recall tests keep every transform at 100% (measured).
 CATALOG_SIDE_PX = 384
@@ -43,6 +45,10 @@ ORB_QUERY_SIDE_PX = 640
 ORB_CATALOG_FEATURES = 400
 ORB_QUERY_FEATURES = 800
 ORB_RATIO = 0.8
+# Keypoints of art with transparency stay this far inside the visible content (pixels at the
+# extraction size): a keypoint on the outline describes whatever background the art is pasted
+# over, which differs in every copy.
+MASK_INSET_PX = 4
 
 
 @dataclass(frozen=True)
@@ -109,14 +115,32 @@ def _scaled_grey(image: Image.Image, side: int, min_side: int) -> tuple[np.ndarr
     return np.asarray(grey, dtype=np.uint8), scale
 
 
-def extract(image: Image.Image, *, query: bool = False) -> KeypointSet:
-    """SIFT keypoints of a picture (strongest first), coordinates in the picture's pixels."""
+def _scaled_mask(mask: Image.Image | None, shape: tuple[int, ...],
+                 mirror: bool = False) -> np.ndarray | None:
+    """The visible-content mask (mode "L", 255 = visible) at the extraction size, moved
+    `MASK_INSET_PX` inside the outline; None when there is none."""
+    if mask is None:
+        return None
+    height, width = shape[:2]
+    scaled = np.asarray(mask.convert("L").resize((width, height), Image.Resampling.NEAREST))
+    inside = (scaled >= 128).astype(np.uint8) * 255
+    if MASK_INSET_PX:
+        kernel = np.ones((2 * MASK_INSET_PX + 1,) * 2, np.uint8)
+        inside = np.asarray(cv2.erode(inside, kernel, borderType=cv2.BORDER_CONSTANT,
+                                      borderValue=255), np.uint8)
+    return np.ascontiguousarray(inside[:, ::-1]) if mirror else inside
+
+
+def extract(image: Image.Image, *, query: bool = False,
+            mask: Image.Image | None = None) -> KeypointSet:
+    """SIFT keypoints of a picture (strongest first), coordinates in the picture's pixels.
+    `mask` (same size as the picture, 255 = visible): keypoints inside it only."""
     side = QUERY_SIDE_PX if query else CATALOG_SIDE_PX
     limit = QUERY_MAX_KEYPOINTS if query else CATALOG_MAX_KEYPOINTS
     grey, scale = _scaled_grey(image, side, QUERY_MIN_SIDE_PX if query else CATALOG_SIDE_PX)
     sift = cv2.SIFT_create(  # type: ignore[attr-defined]
         nfeatures=limit, contrastThreshold=CONTRAST_THRESHOLD)
-    kps, desc = sift.detectAndCompute(grey, None)
+    kps, desc = sift.detectAndCompute(grey, _scaled_mask(mask, grey.shape))
     if desc is None or not kps:
         return KeypointSet(image.width, image.height, np.zeros((0, 2), np.float32),
                            np.zeros((0, 128), np.uint8))
@@ -126,17 +150,18 @@ def extract(image: Image.Image, *, query: bool = False) -> KeypointSet:
     return KeypointSet(image.width, image.height, xy, d)
 
 
-def extract_orb(image: Image.Image, *, query: bool = False, mirror: bool = False
-                ) -> KeypointSet:
+def extract_orb(image: Image.Image, *, query: bool = False, mirror: bool = False,
+                mask: Image.Image | None = None) -> KeypointSet:
     """ORB keypoints (256-bit descriptors as 32 bytes), coordinates in the picture's pixels.
-    `mirror`: of the left-right mirror image (coordinates in the mirror's pixels)."""
+    `mirror`: of the left-right mirror image (coordinates in the mirror's pixels). `mask` (of
+    the picture, not mirrored; 255 = visible): keypoints inside it only."""
     side = ORB_QUERY_SIDE_PX if query else ORB_CATALOG_SIDE_PX
     limit = ORB_QUERY_FEATURES if query else ORB_CATALOG_FEATURES
     grey, scale = _scaled_grey(image, side, side)
     if mirror:
         grey = np.ascontiguousarray(grey[:, ::-1])
     orb = cv2.ORB_create(nfeatures=limit, fastThreshold=10)  # type: ignore[attr-defined]
-    kps, desc = orb.detectAndCompute(grey, None)
+    kps, desc = orb.detectAndCompute(grey, _scaled_mask(mask, grey.shape, mirror))
     if desc is None or not kps:
         return KeypointSet(image.width, image.height, np.zeros((0, 2), np.float32),
                            np.zeros((0, 32), np.uint8))
@@ -144,9 +169,11 @@ def extract_orb(image: Image.Image, *, query: bool = False, mirror: bool = False
     return KeypointSet(image.width, image.height, xy, np.ascontiguousarray(desc, np.uint8))
 
 
-def local_features(image: Image.Image) -> LocalFeatures:
-    """Everything stage 2 keeps of a catalog picture."""
-    return LocalFeatures(extract(image), extract_orb(image), extract_orb(image, mirror=True))
+def local_features(image: Image.Image, mask: Image.Image | None = None) -> LocalFeatures:
+    """Everything stage 2 keeps of a catalog picture. `mask`: its visible content, for art with
+    transparency (the picture itself composited on a neutral background)."""
+    return LocalFeatures(extract(image, mask=mask), extract_orb(image, mask=mask),
+                         extract_orb(image, mirror=True, mask=mask))
 
 
 def root_sift(descriptors: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from registry.errors import RegistryError
-from registry.fingerprint.features import HASH_SIDE_PX, work_image
+from registry.fingerprint.features import HASH_SIDE_PX, decode_visible, work_image
 from registry.fingerprint.index import (
     default_stages,
     read_manifest,
@@ -52,7 +52,6 @@ from registry.media.loader import (
     DEFAULT_MAX_PIXELS,
     _open_bytes,
     _sniff_video,
-    load_image,
 )
 from registry.media.video import sample_frames
 
@@ -104,7 +103,8 @@ def query_windows(img: Image.Image) -> list[Window]:
 
 
 def prepare(image: Image.Image, *, sha256: str | None = None) -> Probe:
-    """The query picture, prepared once for every stage."""
+    """The query picture, prepared once for every stage (transparency composited on the
+    neutral grey the catalog's art is fingerprinted on)."""
     work = work_image(image)
     small = work_image(work, HASH_SIDE_PX)
     return Probe(work, small, (image.width / work.width, image.height / work.height),
@@ -257,8 +257,9 @@ class Matcher:
                 return MatchResult(name, None, tuple(self.match_video(str(source), name=name)))
             # Read once (the size was checked above): decoded here and hashed for stage 0.
             data = source if isinstance(source, bytes) else Path(source).read_bytes()
-            image = load_image(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels,
-                               draft_size=QUERY_DRAFT_SIZE)
+            # A query with transparency is seen as the catalog sees its art: on neutral grey.
+            image, _mask = decode_visible(data, name=name, max_bytes=max_bytes,
+                                          max_pixels=max_pixels, draft_size=QUERY_DRAFT_SIZE)
             digest = hashlib.sha256(data).hexdigest()
             return MatchResult(name, None, tuple(self.match_image(image, sha256=digest)))
         except RegistryError as exc:

@@ -27,7 +27,7 @@ def _pack(bits: np.ndarray) -> bytes:
 class Pdq(SignalType):
     name: ClassVar[str] = "pdq"
     bits: ClassVar[int] = 256
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: art with transparency hashed on neutral grey (issue 11)
     match_threshold: ClassVar[int] = 31  # PDQ reference: confident match
     quality_threshold: ClassVar[int] = 50  # PDQ reference: quality <= 49 is too flat
     work_size: ClassVar[int] = 256

@@ -18,7 +18,7 @@ from registry.fingerprint.base import Hash, SignalType
 class PHash(SignalType):
     name: ClassVar[str] = "phash"
     bits: ClassVar[int] = 64
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: art with transparency hashed on neutral grey (issue 11)
     match_threshold: ClassVar[int] = 6
     quality_threshold: ClassVar[int] = 0
     work_size: ClassVar[int] = 64
