@@ -73,7 +73,11 @@ PACKAGES = [
 ]
 EXTRA_PACKAGES = ["0ad-data", "flightgear-data-base"]
 EXTS = {".png", ".jpg", ".jpeg", ".webp", ".dds", ".tga"}
-SCAN_VERSION = 1
+SCAN_VERSION = 2  # 2: PDQ of each picture (content grouping)
+# Pictures whose PDQ hashes (over grey, any turn or flip) are this close are one content group:
+# animation frames, recolours, themed variants of one icon (a match between them is no error).
+GROUP_PDQ_BITS = 56
+GROUP_PDQ_QUALITY = 50
 
 MIN_PICTURE_SIDE = 96
 MIN_SPRITE_SIDE = 40
@@ -185,10 +189,17 @@ def scan_one(job: tuple[str, str]) -> dict | None:
         std = float(np.asarray(grey, dtype=np.float32).std())
         q = np.asarray(grey.resize((16, 16), Image.Resampling.BOX), dtype=np.uint8) >> 3
         h16 = hashlib.sha256(q.tobytes()).hexdigest()[:20]
+        import pdqhash
+
+        # pdqhash's dihedral order: identity first, the left-right mirror sixth.
+        turns, quality = pdqhash.compute_dihedral(np.ascontiguousarray(
+            np.asarray(over(small, (128, 128, 128)), dtype=np.uint8)))
+        pdq = np.packbits(turns[0].astype(np.uint8)).tobytes().hex()
+        pdq_m = np.packbits(turns[5].astype(np.uint8)).tobytes().hex()
     except Exception:
         return None
     return {"rel": rel, "w": w, "h": h, "tr": round(transparent, 4), "std": round(std, 2),
-            "h16": h16}
+            "h16": h16, "pdq": pdq, "pdq_m": pdq_m, "pdq_q": int(quality)}
 
 
 def scan_package(pkg: str, root: Path, deb_name: str, cache: Path, pool) -> list[dict]:
@@ -221,6 +232,9 @@ def family_of(pkg: str, rel: str) -> str:
         i = parts.index("wallpapers")
         return f"{pkg}:{parts[i + 1] if i + 1 < len(parts) else rel}"
     stem = Path(rel).stem.lower()
+    if pkg == "wesnoth-1.16-data" and ("/images/units/" in rel or "/images/portraits/" in rel):
+        # One unit or character: every frame and pose (knight-se-run6, knight-attack-1, ...).
+        stem = re.split(r"[-_.\d]", stem, maxsplit=1)[0] or stem
     for _ in range(3):
         new = _VARIANT.sub("", stem)
         if new == stem or not new:
@@ -254,6 +268,9 @@ class Item:
     std: float
     h16: str
     family: str
+    pdq: str = ""
+    pdq_m: str = ""
+    pdq_q: int = 0
     picture: bool = False
     sprite: bool = False
     background: bool = False
@@ -270,7 +287,8 @@ def classify(pkg: str, recs: list[dict]) -> list[Item]:
     items = []
     for r in recs:
         it = Item(f"{pkg}:{r['rel']}", pkg, r["rel"], r["w"], r["h"], r["tr"], r["std"],
-                  r["h16"], family_of(pkg, r["rel"]))
+                  r["h16"], family_of(pkg, r["rel"]), r.get("pdq", ""), r.get("pdq_m", ""),
+                  r.get("pdq_q", 0))
         if it.std <= MIN_STD:
             continue
         it.picture = min(it.w, it.h) >= MIN_PICTURE_SIDE
@@ -298,6 +316,46 @@ def dedupe(items: list[Item]) -> list[Item]:
             seen_wall.add(it.family)
         out.append(it)
     return sorted(out, key=lambda i: i.key)
+
+
+def group_by_content(items: list[Item]) -> tuple[int, int]:
+    """Merge families whose pictures are near copies of each other (PDQ over grey within
+    `GROUP_PDQ_BITS`, as they are or mirrored): file names do not tell that wesnoth's castle-tile
+    variants or openclipart's themed icons are one picture. Returns (families merged, size of
+    the largest group). Rewrites `Item.family` in place."""
+    import faiss
+
+    strong = [i for i in items if i.pdq and i.pdq_q >= GROUP_PDQ_QUALITY]
+    if len(strong) < 2:
+        return 0, 1
+    codes = np.frombuffer(b"".join(bytes.fromhex(i.pdq) for i in strong), np.uint8).reshape(
+        -1, 32)
+    index = faiss.IndexBinaryFlat(256)
+    index.add(codes)
+    parent = {f: f for f in {i.family for i in items}}
+
+    def root(f: str) -> str:
+        while parent[f] != f:
+            parent[f] = parent[parent[f]]
+            f = parent[f]
+        return f
+
+    merged = 0
+    for field_name in ("pdq", "pdq_m"):  # as it is, and mirrored (sprites face both ways)
+        q = np.frombuffer(b"".join(bytes.fromhex(getattr(i, field_name)) for i in strong),
+                          np.uint8).reshape(-1, 32)
+        lims, _, ids = index.range_search(q, GROUP_PDQ_BITS + 1)
+        for a in range(len(strong)):
+            for b in ids[lims[a]:lims[a + 1]]:
+                ra, rb = root(strong[a].family), root(strong[int(b)].family)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+                    merged += 1
+    sizes: Counter[str] = Counter()
+    for it in items:
+        it.family = root(it.family)
+        sizes[it.family] += 1
+    return merged, max(sizes.values())
 
 
 def tiles_for(it: Item, seed: int) -> list[tuple[int, int, int, int]]:
@@ -705,8 +763,10 @@ def main(argv: list[str] | None = None) -> int:
             scanned[pkg] = len(recs)
             items += classify(pkg, recs)
         items = dedupe(items)
+        merged, largest = group_by_content(items)
         pictures = [i for i in items if i.picture]
-        print(f"scan: {time.perf_counter() - t0:.1f}s")
+        print(f"scan: {time.perf_counter() - t0:.1f}s; content grouping merged {merged} families "
+              f"(largest group {largest} pictures)")
         print(f"  {'package':<30}{'decoded>=40px':>14}{'pictures':>10}{'sprites':>9}"
               f"{'backgr.':>9}")
         for pkg in roots:
