@@ -59,8 +59,9 @@ def match(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find catalog assets in files: prints per file the matches (signal, distance, confidence,
-    region or time code) or 'no match'. Exit code 1 if any file could not be read."""
+    """Find catalog assets in files: prints per file the matches (kind: copy, derivative or
+    similar; signal, distance, confidence, region or time code) or 'no match'. Exit code 1 if
+    any file could not be read."""
     for path in paths:
         if not path.exists():
             fail(f"{path}: no such file or folder")
@@ -87,16 +88,16 @@ def match(
                                "matched": sum(r.matched for r in results),
                                "errors": errors}})
     else:
-        table = make_table("file", "asset", "signal", "distance", "confidence", "where")
+        table = make_table("file", "asset", "kind", "signal", "distance", "confidence", "where")
         for r in results:
             if r.error:
-                table.add_row(r.path, "[red]error[/]", "", "", "", r.error)
+                table.add_row(r.path, "[red]error[/]", "", "", "", "", r.error)
             elif not r.matches:
-                table.add_row(r.path, "[dim]no match[/]", "", "", "", "")
+                table.add_row(r.path, "[dim]no match[/]", "", "", "", "", "")
             for m in r.matches:
                 d = m.as_dict()
-                table.add_row(r.path, f"{m.asset_id} {m.asset_sha256[:12]}", m.signal,
-                              str(m.distance), f"{m.confidence:.2f}", _where(d))
+                table.add_row(r.path, f"{m.asset_id} {m.asset_sha256[:12]}", str(m.kind),
+                              m.signal, str(m.distance), f"{m.confidence:.2f}", _where(d))
         console.print(table)
         console.print(f"{len(results)} file(s): {sum(r.matched for r in results)} matched, "
                       f"{errors} error(s)")

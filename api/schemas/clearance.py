@@ -60,6 +60,9 @@ class MatchRead(Schema):
     region: Any = None
     time_s: float | None = None
     transform: str | None = None
+    kind: str | None = Field(None, description="copy (the asset, verified), derivative (a "
+                             "verified region of an edited version) or similar (a hash near its "
+                             "threshold, not verified: always review)")
     decision: str | None
     explanation: str | None
     rule: str | None = None

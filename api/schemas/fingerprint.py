@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 class MatchRead(BaseModel):
     asset_id: int
     asset_sha256: str
-    signal: str = Field(description="pdq, phash or sift")
+    signal: str = Field(description="sha256, pdq, orb or sift")
     distance: int | float = Field(
         description="Hamming bits for pdq/phash; for sift the share of candidate "
         "correspondences RANSAC rejected (0..1). Lower is closer."
@@ -22,6 +22,9 @@ class MatchRead(BaseModel):
     asset_time_s: float | None = None
     inliers: int | None = None
     time_codes: list[float] = Field(default_factory=list)
+    kind: str = Field("copy", description="copy (the asset, verified), derivative (a verified "
+                      "region of an edited version) or similar (a hash near its threshold, not "
+                      "verified: review it)")
 
 
 class MatchResultRead(BaseModel):

@@ -6,11 +6,13 @@ the clear ones. Rows are not written out one by one: the items travel as one com
 draws one page of rows at a time, with filters (verdict, rightsholder, signal, text) and sorts.
 The first page is also rendered on the server, so the first screen shows without the script.
 
-Each match reads as "a copy of <asset title>" (an identical file, a geometrically verified
-keypoint match, or a hash well inside the threshold) or "similar to <asset title>" (a hash near
-the threshold), with the asset's rightsholder. Thumbnails are inline `data:` URIs (no network),
-re-encoded small, for at most MAX_THUMBNAILS items (blocked and review first) and each matched
-asset once; the matched region is boxed on the item's thumbnail.
+Each match reads by its kind (`registry.fingerprint.MatchKind`): "a copy of <asset title>" (an
+identical file, a geometrically verified region, or a hash well inside the threshold), "derived
+from <asset title>" (a verified region of an edited version) or "similar to <asset title>" (a
+hash near the threshold, not verified: always review), with the asset's rightsholder.
+Thumbnails are inline `data:` URIs (no network), re-encoded small, for at most MAX_THUMBNAILS
+items (blocked and review first) and each matched asset once; the matched region is boxed on
+the item's thumbnail.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 from registry.catalog.models import Asset, Rightsholder
 from registry.clearance.datasets import DatasetItem, read_item
 from registry.clearance.models import VERDICTS, ClearanceItem, ClearanceJob
+from registry.clearance.reports import match_kind
 from registry.clearance.runner import dataset_of
 from registry.errors import RegistryError
 
@@ -35,24 +38,7 @@ MAX_THUMBNAILS = 300  # item thumbnails inlined (blocked and review first)
 THUMB_PX = 112
 PAGE_ROWS = 50
 VERDICT_ORDER = {"blocked": 0, "review": 1, "error": 2, "clear": 3}
-# A hash match this far inside its threshold is a copy; beyond, "similar" (near the threshold).
-COPY_FRACTION = 0.5
-HASH_THRESHOLDS = {"pdq": 31, "phash": 6}
-
-
-def match_kind(match: dict[str, Any]) -> str:
-    """`copy` (identical file, geometrically verified keypoints, or a hash well inside its
-    threshold) or `similar` (a hash near the threshold)."""
-    signal = str(match.get("signal"))
-    if signal in ("sha256", "sift"):
-        return "copy"
-    threshold = HASH_THRESHOLDS.get(signal)
-    distance = match.get("distance")
-    if threshold is None or not isinstance(distance, int | float):
-        return "similar"
-    return "copy" if distance <= threshold * COPY_FRACTION else "similar"
-
-
+KIND_WORDS = {"copy": "a copy of", "derivative": "derived from", "similar": "similar to"}
 def _small_jpeg(data: bytes | None) -> tuple[str | None, tuple[int, int] | None]:
     """(data URI of a THUMB_PX re-encode, (width, height) of the stored thumbnail)."""
     if not data:
@@ -218,7 +204,7 @@ def _first_row(row: list[Any], assets: dict[int, dict[str, Any]], explanations: 
     matches = []
     for m in row[5]:
         asset = assets.get(int(m[0]), {})
-        matches.append({"kind": "a copy of" if m[7] == "copy" else "similar to",
+        matches.append({"kind": KIND_WORDS.get(m[7], "similar to"),
                         "title": asset.get("title"), "holder": asset.get("rightsholder"),
                         "signal": m[1], "distance": m[2], "decision": m[3],
                         "explanation": explanations[m[4]]})
@@ -296,7 +282,8 @@ reviewed {{ row.review[0] }} by {{ row.review[1] }}: {{ row.review[2] }}</span>{
 _JS = r"""
 (function(){
 var D=JSON.parse(document.getElementById('report-data').textContent);
-var I=D.items,A=D.assets,E=D.explanations,S=D.signals,T=D.thumbs,AT=D.assetThumbs;
+var I=D.items,A=D.assets,E=D.explanations,S=D.signals,T=D.thumbs,AT=D.assetThumbs,
+ KW={copy:"a copy of",derivative:"derived from",similar:"similar to"};
 var page=0,view=D.order.slice(),per=D.pageRows,rank={blocked:0,review:1,error:2,clear:3};
 function $(id){return document.getElementById(id)}
 function esc(s){return String(s==null?'':s).replace(/[&<>"']/g,function(c){
@@ -312,7 +299,7 @@ function thumb(r){var t=T[r[0]];if(!t)return '';
  return h+'</span>'}
 function row(r){var m=r[5].map(function(m){var a=A[m[0]]||{title:'asset '+m[0],rightsholder:''};
  var at=AT[m[0]]?'<span class="tb"><img alt="catalog asset" src="'+AT[m[0]]+'"></span>':'';
- return '<div>'+at+' <span class="kind">'+(m[7]=='copy'?'a copy of':'similar to')+' “'+
+ return '<div>'+at+' <span class="kind">'+(KW[m[7]]||'similar to')+' “'+
  esc(a.title)+'”</span> ('+esc(a.rightsholder)+') by '+esc(m[1])+', distance '+esc(m[2])+
  (m[6]?', '+esc(m[6]):'')+': <b>'+esc(m[3])+'</b> <span class="small">'+esc(E[m[4]])+
  '</span></div>'}).join('');

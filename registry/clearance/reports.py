@@ -65,10 +65,33 @@ def job_dict(session: Session, job: ClearanceJob) -> dict[str, Any]:
     }
 
 
+MATCH_KINDS = ("copy", "derivative", "similar")
+# Items stored before matches carried a kind: a hash this far inside its threshold was a copy.
+_LEGACY_COPY_FRACTION = 0.5
+_LEGACY_THRESHOLDS = {"pdq": 31, "phash": 6}
+
+
+def match_kind(match: dict[str, Any]) -> str:
+    """The match's kind (copy, derivative, similar: `registry.fingerprint.MatchKind`). Matches
+    stored before kinds existed get it from their signal: the same file or verified keypoints
+    are copies, a hash is a copy well inside its threshold and similar near it."""
+    kind = match.get("kind")
+    if kind in MATCH_KINDS:
+        return str(kind)
+    signal = str(match.get("signal"))
+    if signal in ("sha256", "sift", "orb"):
+        return "copy"
+    threshold = _LEGACY_THRESHOLDS.get(signal)
+    distance = match.get("distance")
+    if threshold is None or not isinstance(distance, int | float):
+        return "similar"
+    return "copy" if distance <= threshold * _LEGACY_COPY_FRACTION else "similar"
+
+
 def _match_dict(match: dict[str, Any]) -> dict[str, Any]:
     keys = ("asset_id", "asset_sha256", "signal", "distance", "confidence", "region", "time_s",
             "transform", "decision", "explanation", "rule", "decided_by")
-    return {k: match.get(k) for k in keys}
+    return {**{k: match.get(k) for k in keys}, "kind": match_kind(match)}
 
 
 def item_dict(item: ClearanceItem) -> dict[str, Any]:
@@ -137,7 +160,8 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
 
 CSV_COLUMNS = ("path", "key", "id", "sha256", "verdict", "machine_verdict", "error", "signals",
                "asset_id",
-               "asset_sha256", "signal", "distance", "region", "time_s", "decision", "explanation",
+               "asset_sha256", "kind", "signal", "distance", "region", "time_s", "decision",
+               "explanation",
                "review_decision", "reviewed_by", "review_comment")
 
 
@@ -171,7 +195,7 @@ def report_csv(report: dict[str, Any]) -> str:
         matches = item["matches"] or [{}]
         for match in matches:
             row = dict(base)
-            for k in ("asset_id", "asset_sha256", "signal", "distance", "decision",
+            for k in ("asset_id", "asset_sha256", "kind", "signal", "distance", "decision",
                       "explanation", "time_s"):
                 row[k] = match.get(k)
             region = match.get("region")
@@ -219,6 +243,9 @@ _MATCH_SCHEMA: dict[str, Any] = {
         "region": {"description": "where in the item the asset was found, if known"},
         "time_s": {"type": ["number", "null"], "description": "video time code in seconds"},
         "transform": {"type": ["string", "null"]},
+        "kind": {"enum": list(MATCH_KINDS), "description": "copy (the asset, verified), "
+                 "derivative (a verified region of an edited version) or similar (a hash near "
+                 "its threshold, not verified: always review)"},
         "decision": {"enum": ["allowed", "denied", "review"]},
         "explanation": {"type": ["string", "null"]},
         "rule": {},

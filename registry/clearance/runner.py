@@ -252,7 +252,7 @@ def _match_item(
         asset_id, sha = exact[base.sha256]
         match = {"asset_id": asset_id, "asset_sha256": sha, "signal": EXACT_SIGNAL,
                  "distance": 0, "confidence": 1.0, "region": None, "time_s": None,
-                 "transform": "identical"}
+                 "transform": "identical", "kind": "copy"}
         return replace(base, matches=[match], thumbnail=_thumbnail(data, name, config))
     if matcher is None:
         return replace(base, error=_probe_error(data, name, config))
@@ -324,6 +324,20 @@ class Decider:
             "rule": str(decision.rule),
             "decided_by": decision.decided_by,
         }
+
+
+def decide_match(decider: Decider, session: Session, match: dict[str, Any]) -> dict[str, Any]:
+    """The match with its decision. Policy decides copies and derivatives; a `similar` match (a
+    hash near its threshold that no stage verified) always goes to review, with what the policy
+    would say if it is the asset: it never blocks nor clears on its own."""
+    decision = decider.decide(session, int(match["asset_id"]))
+    if match.get("kind") != "similar":
+        return {**match, **decision}
+    return {**match, "decision": "review", "rule": None, "decided_by": None,
+            "policy_decision": decision["decision"],
+            "explanation": "similar, not verified (a hash near its threshold): a person decides "
+                           f"whether this is the asset; if it is, {decision['decision']}: "
+                           f"{decision['explanation']}"}
 
 
 def verdict_for(
@@ -488,9 +502,7 @@ def _commit_batch_once(
         for o in outcomes:
             if o.key in existing:
                 continue  # another runner committed it first
-            matches = []
-            for m in o.matches:
-                matches.append({**m, **decider.decide(session, int(m["asset_id"]))})
+            matches = [decide_match(decider, session, m) for m in o.matches]
             verdict = verdict_for(o.error, matches, o.signals).value
             session.add(ClearanceItem(
                 job_id=job_id, item_key=o.key, seq=o.seq, path=o.path, item_id=o.item_id, url=o.url,

@@ -22,13 +22,14 @@ from registry.fingerprint.service import (
     weak_assets,
 )
 from registry.fingerprint.signals import get_signal_type, installed_signal_types
-from registry.fingerprint.stages import CatalogHit, Match, find_in_catalog
+from registry.fingerprint.stages import CatalogHit, Match, MatchKind, find_in_catalog
 
 __all__ = [
     "CatalogHit",
     "Comparison",
     "Hash",
     "Match",
+    "MatchKind",
     "MatchResult",
     "Matcher",
     "RebuildSummary",

@@ -55,7 +55,8 @@ VISIBLE_ALPHA = 128
 class HashRecord:
     signal: str
     version: int
-    region: str  # "full/<dihedral>", "w80/<0-8>", "w60/<0-8>"
+    # "full/<dihedral>" ("art/<dihedral>" for art with transparency), "w80/<0-8>", "w60/<0-8>"
+    region: str
     bits: bytes
     quality: int
     box: Box | None = None  # in the asset's pixels (of the frame, for video)
@@ -147,11 +148,16 @@ def draft_request(size: tuple[int, int], longest: int) -> tuple[int, int]:
     return (max(1, math.ceil(size[0] * ratio)), max(1, math.ceil(size[1] * ratio)))
 
 
-def _dihedral(image: Image.Image, time_s: float | None) -> list[HashRecord]:
+def _dihedral(image: Image.Image, time_s: float | None, *, art: bool = False
+              ) -> list[HashRecord]:
+    """The whole picture's dihedral hashes, labelled "full/<variant>", or "art/<variant>" for
+    art with transparency (its hashes saw it on neutral grey: a copy pasted over a new
+    background hashes differently, so the matcher judges such art by geometry alone)."""
     box = (0, 0, image.width, image.height)
+    label = "art" if art else "full"
     out = []
     for signal in installed_signal_types():
-        out += [HashRecord(signal.name, signal.version, f"full/{name}", h.bits, h.quality,
+        out += [HashRecord(signal.name, signal.version, f"{label}/{name}", h.bits, h.quality,
                            box, time_s)
                 for name, h in zip(DIHEDRAL_NAMES, signal.compute_dihedral(image), strict=True)]
     return out
@@ -181,7 +187,7 @@ def image_features(image: Image.Image, *, scale_to: tuple[int, int] | None = Non
     img = work_image(image)
     small = work_image(img, HASH_SIDE_PX)
     width, height = scale_to or image.size
-    records = _dihedral(small, None)
+    records = _dihedral(small, None, art=mask is not None)
     records = [HashRecord(r.signal, r.version, r.region, r.bits, r.quality,
                           (0, 0, width, height)) for r in records]
     sx, sy = width / small.width, height / small.height

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +27,24 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.fingerprint.regions import Box
+
+
+class MatchKind(StrEnum):
+    """What a match says about the query's content (issue 11).
+
+    copy: the asset itself: the same file, a PDQ hash well inside its threshold, or a region the
+      local-feature stage verified geometrically (crops, mirrors, rotations, overlays, art pasted
+      over a new background, a picture inside a page or collage);
+    derivative: a verified region of an edited version: the geometry holds, but the picture's
+      own hashes disagree with the asset's where the whole asset is in view (recoloured,
+      repainted, posterized);
+    similar: a PDQ hash near its threshold that the local-feature stage could not verify. Policy
+      decisions apply to copies and derivatives; a similar match always goes to review.
+    """
+
+    copy = "copy"
+    derivative = "derivative"
+    similar = "similar"
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,7 @@ class Match:
     asset_time_s: float | None = None
     inliers: int | None = None
     time_codes: tuple[float, ...] = ()
+    kind: MatchKind = MatchKind.copy
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +84,7 @@ class Match:
             "asset_time_s": self.asset_time_s,
             "inliers": self.inliers,
             "time_codes": list(self.time_codes),
+            "kind": str(self.kind),
         }
 
 
@@ -92,6 +113,9 @@ class Probe:
     windows: list[Window] = field(default_factory=list)
     # Assets that a non-decisive signal (pHash) named: stage 2 verifies them too.
     hints: list[int] = field(default_factory=list)
+    # The query carried transparency and was composited on the neutral grey the catalog's art
+    # was hashed on (so its hashes compare with the art's).
+    on_neutral: bool = False
 
 
 def time_code(value: float) -> float | None:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -89,7 +90,7 @@ class _Segment:
                    + self.regions.nbytes + self.times.nbytes + self.boxes.nbytes)
 
 
-class _HashIndex(StageIndex):
+class HashIndex(StageIndex):
     def __init__(self, signal: type[SignalType], segments: list[_Segment], assets: AssetTable,
                  threshold: int, gates: Sequence[type[SignalType]]) -> None:
         self.signal = signal
@@ -100,6 +101,26 @@ class _HashIndex(StageIndex):
 
     def memory_bytes(self) -> int:
         return sum(s.memory_bytes() for s in self.segments)
+
+    def whole_picture(self, asset_id: int) -> tuple[list[bytes], tuple[int, int] | None, bool]:
+        """The asset's stored hashes of its whole picture (the dihedral variants; of its first
+        frame for a video), its size in pixels, and whether it is art with transparency;
+        ([], None, False) when it has none indexed. Scans the segments' asset ids (called only
+        for the few verified matches of a query)."""
+        for segment in self.segments:
+            rows = np.flatnonzero(segment.asset_ids == asset_id)
+            names = [segment.region_names[int(segment.regions[r])] for r in rows]
+            full = [int(r) for r, name in zip(rows, names, strict=True)
+                    if name.startswith(("full/", "art/"))]
+            if full:
+                if isinstance(segment.index, faiss.IndexBinaryIVF) and \
+                        segment.index.direct_map.type == 0:  # faiss.DirectMap.NoMap
+                    segment.index.make_direct_map()  # 8 bytes per hash, on first use only
+                codes = [segment.index.reconstruct(r).tobytes() for r in full]
+                _x, _y, w, h = (int(v) for v in segment.boxes[full[0]])
+                art = segment.region_names[int(segment.regions[full[0]])].startswith("art/")
+                return codes, ((w, h) if w and h else None), art
+        return [], None, False
 
     def query(self, probe: Probe) -> dict[int, Match]:
         probes: list[tuple[Window, str, bytes]] = []
@@ -130,7 +151,7 @@ class _HashIndex(StageIndex):
         region_name = segment.region_names[int(segment.regions[row])]
         kind, _, stored = region_name.partition("/")
         undone = _INVERSE.get(variant, variant)  # what the query did, seen from the asset
-        if kind != "full":
+        if kind not in ("full", "art"):
             transform = "crop" if variant == "identity" else f"crop+{undone}"
         elif variant == "identity":
             transform = stored
@@ -206,5 +227,5 @@ class HashStage(Stage):
 
     def load(self, folders: Sequence[Path], assets: AssetTable,
              opened: dict[Path, Any]) -> StageIndex:
-        return _HashIndex(self.signal, [open_segment(opened, f, _Segment) for f in folders],
+        return HashIndex(self.signal, [open_segment(opened, f, _Segment) for f in folders],
                           assets, self.threshold, self.gates)

@@ -113,14 +113,14 @@ def _init(state: bytes) -> None:
 
 
 def _query(job: tuple[str, str]) -> tuple[list[tuple[int, str]], float]:
-    """Transform one picture and match it: ([(asset id, signal)], seconds spent matching)."""
+    """Transform one picture and match it: ([(asset id, kind)], seconds spent matching)."""
     assert _WORKER is not None
     matcher, table = _WORKER
     name, path = job
     query = table[name](open_picture(Path(path)), rng_for(name, Path(path).name))
     start = time.perf_counter()
     found = matcher.match_image(query)
-    return [(m.asset_id, m.signal) for m in found], time.perf_counter() - start
+    return [(m.asset_id, str(m.kind)) for m in found], time.perf_counter() - start
 
 
 @dataclass
@@ -130,6 +130,7 @@ class Outcome:
     false: list[tuple[str, int]] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
     seconds_unrelated: list[float] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=dict)  # of the right matches
 
     @property
     def recall(self) -> float:
@@ -171,6 +172,7 @@ def measure(ids: dict[Path, int], pool: ProcessPoolExecutor) -> dict[str, Outcom
         outcome.total += 1
         if matches and matches[0][0] == target:
             outcome.found += 1
+            outcome.kinds[matches[0][1]] = outcome.kinds.get(matches[0][1], 0) + 1
         else:
             outcome.misses.append(label)
         outcome.false += [(label, a) for a, _ in matches if a != target]
@@ -206,16 +208,20 @@ def test_pictures_reused_in_the_wild_are_found_and_distractors_are_not(
 
 
 def table(out: dict[str, Outcome]) -> str:
-    lines = ["| transform | recall | found | false matches | ms per unrelated query (median) |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| transform | recall | found | copy/derivative/similar | false matches "
+             "| ms per unrelated query (median) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for name, o in out.items():
         times = sorted(o.seconds_unrelated)
         median = times[len(times) // 2] * 1000 if times else float("nan")
-        lines.append(f"| {name} | {o.recall:.2f} | {o.found}/{o.total} | {len(o.false)} | "
-                     f"{median:.0f} |")
+        kinds = "/".join(str(o.kinds.get(k, 0)) for k in ("copy", "derivative", "similar"))
+        lines.append(f"| {name} | {o.recall:.2f} | {o.found}/{o.total} | {kinds} | "
+                     f"{len(o.false)} | {median:.0f} |")
     found = sum(o.found for o in out.values())
     total = sum(o.total for o in out.values())
-    lines.append(f"| all | {found / total:.2f} | {found}/{total} | "
+    kinds = "/".join(str(sum(o.kinds.get(k, 0) for o in out.values()))
+                     for k in ("copy", "derivative", "similar"))
+    lines.append(f"| all | {found / total:.2f} | {found}/{total} | {kinds} | "
                  f"{sum(len(o.false) for o in out.values())} | |")
     return "\n".join(lines)
 

@@ -1,0 +1,61 @@
+"""A match says what it is (issue 11): `copy`, `derivative` or `similar`, on real pictures.
+
+Derivatives are real: Wesnoth's `fire_ant` portrait is a recoloured `giant_ant` (tests/art.py
+lists such variant families). `similar` is a PDQ hit near its threshold that stage 2 cannot
+verify: a photo shown small inside a web page (transforms_wild.page).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from registry.catalog import BlobStore
+from registry.fingerprint import Matcher, MatchKind
+from tests.art import portrait, require_art
+from tests.photos import skimage_photo
+from tests.registry.fingerprint.helpers import add_photo
+from tests.registry.fingerprint.transforms import crop_60
+from tests.registry.fingerprint.transforms_wild import open_picture, page, rng_for
+
+
+@pytest.fixture
+def matcher(session: Session, store: BlobStore, tmp_path: Path) -> tuple[Matcher, dict[str, int]]:
+    require_art()
+    ids = {"giant_ant": add_photo(session, store, portrait("monsters/giant_ant")).id,
+           "coffee": add_photo(session, store, skimage_photo("coffee.png")).id,
+           "chelsea": add_photo(session, store, skimage_photo("chelsea.png")).id}
+    session.commit()
+    return Matcher.load(session, index_dir=tmp_path / "index"), ids
+
+
+def test_a_recoloured_variant_of_the_art_is_a_derivative_and_the_art_itself_a_copy(
+    matcher: tuple[Matcher, dict[str, int]],
+) -> None:
+    m, ids = matcher
+    variant = m.match_file(portrait("monsters/fire_ant"), name="fire_ant.png")
+    assert [(x.asset_id, x.kind) for x in variant.matches] == [
+        (ids["giant_ant"], MatchKind.derivative)]
+    assert variant.matches[0].signal in ("orb", "sift")
+    same = m.match_file(portrait("monsters/giant_ant"), name="giant_ant.png")
+    assert [(x.asset_id, x.kind) for x in same.matches] == [(ids["giant_ant"], MatchKind.copy)]
+
+
+def test_a_crop_verified_by_keypoints_is_a_copy(matcher: tuple[Matcher, dict[str, int]]) -> None:
+    m, ids = matcher
+    found = m.match_image(crop_60(open_picture(skimage_photo("chelsea.png"))))
+    assert [(x.asset_id, x.kind) for x in found] == [(ids["chelsea"], MatchKind.copy)]
+
+
+def test_a_hash_near_its_threshold_that_no_stage_verifies_is_only_similar(
+    matcher: tuple[Matcher, dict[str, int]],
+) -> None:
+    m, ids = matcher
+    query = page(open_picture(skimage_photo("coffee.png")), rng_for("page_20_30", "coffee.png"))
+    found = m.match_image(query)
+    assert [(x.asset_id, x.kind, x.signal) for x in found] == [
+        (ids["coffee"], MatchKind.similar, "pdq")]
+    assert 31 - 7 < found[0].distance <= 31 and found[0].confidence <= 0.5
+    assert found[0].as_dict()["kind"] == "similar"
