@@ -72,6 +72,7 @@ def import_assets(
     transaction."""
     from functools import partial
 
+    from registry.fingerprint import weak_reasons
     from registry.fingerprint.service import prepare_features, store_prepared_features
 
     for path in paths:
@@ -100,12 +101,22 @@ def import_assets(
             rate = len(results) / max(time.monotonic() - started, 1e-6)
             bar.update(task, advance=1, rate=f"{rate:.1f} files/s")
     counts = {s: sum(r.status == s for r in results) for s in ("created", "existing", "error")}
+    with reg.session() as session:
+        reasons = weak_reasons(session, [r.asset_id for r in results
+                                         if r.status == "created" and r.asset_id is not None])
+    weak = [{"path": r.path, "asset_id": r.asset_id, "reason": reasons[r.asset_id]}
+            for r in results if r.asset_id in reasons and r.status == "created"]
     if as_json:
-        emit_json({"imported": [r.as_dict() for r in results], "summary": counts})
+        emit_json({"imported": [r.as_dict() for r in results], "summary": counts,
+                   "weak": weak})
     else:
         for r in results:
             if r.status == "error":
                 err_console.print(f"[red]error[/] {r.error}", highlight=False, soft_wrap=True)
+        for w in weak:
+            err_console.print(f"[yellow]weakly protectable[/] {w['path']} (asset "
+                              f"{w['asset_id']}): {w['reason']}", highlight=False,
+                              soft_wrap=True)
         console.print(
             f"imported {len(results)} file(s): [green]{counts['created']} created[/], "
             f"{counts['existing']} existing, [red]{counts['error']} error(s)[/]"

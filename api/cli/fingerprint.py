@@ -27,7 +27,8 @@ from registry.fingerprint import (
     index_status,
     match_paths,
     rebuild_fingerprints,
-    weak_assets,
+    stale_assets,
+    weak_reasons,
 )
 
 fingerprint_app = typer.Typer(help="Fingerprints of the catalog and their index.",
@@ -146,11 +147,15 @@ def rebuild(
 @fingerprint_app.command("status")
 @handle_errors
 def status(as_json: JsonOpt = False) -> None:
-    """Show the index: per stage, its segments and rows indexed against rows in the database."""
+    """Show the index: per stage, its segments and rows indexed against rows in the database;
+    weakly protectable assets with the reason; assets whose fingerprints are stale."""
     reg = open_registry()
     with reg.session() as session:
         data = index_status(session, reg.settings.home / "index")
-        data["weak"] = weak_assets(session)
+        reasons = weak_reasons(session)
+        data["weak"] = sorted(reasons)
+        data["weak_reasons"] = {str(a): why for a, why in sorted(reasons.items())}
+        data["stale"] = stale_assets(session)
     if as_json:
         emit_json(data)
         return
@@ -160,8 +165,14 @@ def status(as_json: JsonOpt = False) -> None:
     for name, stage in data["stages"].items():
         console.print(f"  {name}: {stage['indexed']} of {stage['database']} rows indexed in "
                       f"{stage['segments']} segment(s)")
-    if data["weak"]:
-        console.print(f"weakly protectable assets (flat, few features): {data['weak']}")
+    if data["stale"]:
+        console.print(f"{len(data['stale'])} asset(s) with fingerprints of an older version "
+                      "(not matched until `clearhouse fingerprint rebuild`): "
+                      f"{data['stale'][:20]}")
+    if reasons:
+        console.print(f"{len(reasons)} weakly protectable asset(s):")
+        for asset_id, why in sorted(reasons.items()):
+            console.print(f"  asset {asset_id}: {why}", highlight=False)
 
 
 @fingerprint_app.command("reindex")

@@ -14,6 +14,7 @@ from registry.fingerprint.index import (
     sync_index,
 )
 from registry.fingerprint.matcher import Matcher, MatchResult
+from registry.fingerprint.protection import stale_assets, weak_reasons
 from registry.fingerprint.service import (
     RebuildSummary,
     fingerprint_new_asset,
@@ -45,6 +46,8 @@ __all__ = [
     "is_fresh",
     "match_paths",
     "rebuild_fingerprints",
+    "stale_assets",
     "sync_index",
     "weak_assets",
+    "weak_reasons",
 ]

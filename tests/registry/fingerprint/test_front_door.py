@@ -17,6 +17,7 @@ def test_the_package_exports_exactly_its_front_door() -> None:
         "SignalType", "build_index", "ensure_index", "fingerprint_new_asset",
         "get_signal_type", "hamming", "installed_signal_types", "is_fresh", "match_paths",
         "rebuild_fingerprints", "weak_assets", "find_in_catalog", "index_status", "sync_index",
+        "stale_assets", "weak_reasons",
     }
     for name in registry.fingerprint.__all__:
         assert hasattr(registry.fingerprint, name)
