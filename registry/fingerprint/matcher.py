@@ -39,7 +39,7 @@ from registry.fingerprint.index import (
     segments_of,
     sync_index,
 )
-from registry.fingerprint.regions import Box, content_box, crop, photo_boxes
+from registry.fingerprint.regions import Box, content_box, crop, grid_cells, photo_boxes
 from registry.fingerprint.stages.base import (
     Match,
     MatchKind,
@@ -70,6 +70,12 @@ REFRESH_SECONDS = 30.0
 # 0-31 bits, the ones above 24 come from pictures shown small (page_20_30) or heavily edited;
 # no distractor came within 31.
 SIMILAR_BAND_BITS = 7
+# Collage cells probed at most (the largest first).
+MAX_TILES = 9
+# Windows (photo boxes, collage cells) that stage 2 searches on their own when the whole picture
+# found nothing: a picture shown small in a page or a collage has too few keypoints of the whole
+# query's budget; its window, searched alone at stage 2's query size, has enough.
+MAX_LOCAL_WINDOWS = 9
 # Signals of the local-feature stage (geometric verification).
 LOCAL_SIGNALS = ("orb", "sift")
 # A verified region this large a share of the asset's projected outline shows the whole asset;
@@ -106,6 +112,9 @@ def _overlap(a: Box, b: Box) -> float:
     return inter / max(1, aw * ah + bw * bh - inter)
 
 
+_WHERE = {"box": "embedded", "tile": "collage"}
+
+
 def _scale_of(transform: str | None) -> float | None:
     """The scale a local-feature match reports in its transform ("geometric rot=5 scale=0.50")."""
     found = re.search(r"scale=([0-9.]+)", transform or "")
@@ -127,6 +136,10 @@ def query_windows(img: Image.Image) -> list[Window]:
     for found in photo_boxes(img):
         if all(_overlap(found, w.box) < 0.9 for w in out):
             out.append(Window("box", found, crop(img, found)))
+    cells = sorted(grid_cells(img), key=lambda b: -b[2] * b[3])[:MAX_TILES]
+    for cell in cells:
+        if all(_overlap(cell, w.box) < 0.9 for w in out):
+            out.append(Window("tile", cell, crop(img, cell)))
     return out
 
 
@@ -263,6 +276,10 @@ class Matcher:
                     keep_best(near, match)
                 else:
                     keep_best(confident, match)
+        if (not confident or self.exhaustive) and "local" in self._indexes:
+            for match in self._search_windows(probe, [m.asset_id for m in near.values()
+                                                      if m.asset_id not in confident]):
+                keep_best(confident, match)
         for asset_id, match in near.items():
             verified = confident.get(asset_id)
             if verified is None:  # stage 2 could not verify it
@@ -276,6 +293,36 @@ class Matcher:
                     confidence=max(match.confidence, verified.confidence))
         return sorted(confident.values(), key=lambda m: (m.kind == MatchKind.similar,
                                                          -m.confidence, m.asset_id))
+
+    def _search_windows(self, probe: Probe, hints: list[int]) -> list[Match]:
+        """Stage 2 over each photo box and collage cell of the query on its own (at most
+        `MAX_LOCAL_WINDOWS`, largest first), regions mapped back to the query's pixels.
+        `hints`: assets a hash named near its threshold (verified in every window)."""
+        windows = sorted((w for w in probe.windows if w.label in ("box", "tile")),
+                         key=lambda w: -w.box[2] * w.box[3])[:MAX_LOCAL_WINDOWS]
+        found: list[Match] = []
+        fx, fy = probe.work.width / probe.small.width, probe.work.height / probe.small.height
+        sx, sy = probe.work_scale
+        for window in windows:
+            x, y, w, h = window.box
+            left, top = round(x * fx), round(y * fy)
+            part = probe.work.crop((left, top, round((x + w) * fx), round((y + h) * fy)))
+            if min(part.size) < 32:
+                continue
+            small = work_image(part, HASH_SIDE_PX)
+            sub = Probe(part, small, (1.0, 1.0),
+                        (part.width / small.width, part.height / small.height),
+                        hints=list(hints), on_neutral=probe.on_neutral)
+            for match in self._indexes["local"].query(sub).values():
+                match = self._judge(sub, match)
+                if match.region is not None:
+                    rx, ry, rw, rh = match.region
+                    match = replace(match, region=(round((rx + left) * sx),
+                                                   round((ry + top) * sy),
+                                                   round(rw * sx), round(rh * sy)),
+                                    transform=f"{match.transform}+{_WHERE[window.label]}")
+                found.append(match)
+        return found
 
     def _judge(self, probe: Probe, match: Match) -> Match:
         """A geometrically verified match is a `derivative` when the whole asset is in view,

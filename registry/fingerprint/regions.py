@@ -121,3 +121,42 @@ def photo_boxes(image: Image.Image) -> list[Box]:
         boxes.append((w * h, box))
     boxes.sort(key=lambda b: -b[0])
     return [b for _, b in boxes[:MAX_BOXES]]
+
+
+# Collage grids: gutters are full-width rows / full-height columns of one flat colour.
+GRID_MIN_BAND = 0.15  # a cell's side is at least this fraction of the picture's side
+GRID_MAX_BANDS = 4
+
+
+def _bands(lines: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of non-flat lines between flat gutters, as (start, length)."""
+    flat = lines.std(axis=1) < FLAT_LINE_STD
+    out: list[tuple[int, int]] = []
+    start = None
+    for i, is_flat in enumerate([*flat.tolist(), True]):
+        if not is_flat and start is None:
+            start = i
+        elif is_flat and start is not None:
+            out.append((start, i - start))
+            start = None
+    return out
+
+
+def grid_cells(image: Image.Image) -> list[Box]:
+    """The cells of a collage (2x1 up to 4x4 pictures separated by flat gutters), or [] when
+    the picture is not one: every band between gutters must be at least `GRID_MIN_BAND` of the
+    side (text lines and thin rules are not cells)."""
+    if min(image.size) < 64:
+        return []
+    grey = np.asarray(image.convert("L"), dtype=np.float32)
+    height, width = grey.shape
+    rows = _bands(grey)
+    cols = _bands(grey.T)
+    if not rows or not cols or len(rows) > GRID_MAX_BANDS or len(cols) > GRID_MAX_BANDS:
+        return []
+    if len(rows) * len(cols) < 2:
+        return []
+    if min(n for _, n in rows) < GRID_MIN_BAND * height or \
+            min(n for _, n in cols) < GRID_MIN_BAND * width:
+        return []
+    return [(x, y, w, h) for y, h in rows for x, w in cols]

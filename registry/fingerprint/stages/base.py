@@ -92,7 +92,9 @@ class Match:
 class Window:
     """One view of the query that the hash stage probes."""
 
-    label: str  # "full", "trim" (uniform borders removed) or "box" (a photo on a canvas)
+    # "full", "trim" (uniform borders removed), "box" (a photo on a canvas) or "tile" (a cell
+    # of a collage)
+    label: str
     box: Box  # in the small (hash) image
     image: Image.Image
 

@@ -160,7 +160,7 @@ class HashIndex(StageIndex):
         else:
             transform = undone if stored == "identity" else "dihedral"
         if window.label != "full":
-            where = "padding" if window.label == "trim" else "embedded"
+            where = {"trim": "padding", "tile": "collage"}.get(window.label, "embedded")
             transform = where if transform == "identity" else f"{transform}+{where}"
         x, y, w, h = window.box
         sx, sy = scale

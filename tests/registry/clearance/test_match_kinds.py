@@ -16,7 +16,8 @@ from registry.clearance.reports import REPORT_SCHEMA, report_csv
 from registry.policy import load_policies
 from tests.photos import skimage_photo
 from tests.registry.clearance import scenario
-from tests.registry.fingerprint.transforms_wild import open_picture, page, rng_for
+from tests.registry.fingerprint.test_kinds import thumbnail
+from tests.registry.fingerprint.transforms_wild import open_picture
 
 
 def test_a_similar_match_goes_to_review_even_for_a_denied_asset_and_a_copy_is_blocked(
@@ -28,8 +29,8 @@ def test_a_similar_match_goes_to_review_even_for_a_denied_asset_and_a_copy_is_bl
     dataset = tmp_path / "dataset"
     dataset.mkdir()
     coffee = open_picture(skimage_photo("coffee.png"))
-    # coffee is `closed` (notAllowed): shown small on a web page, only its hash comes near.
-    page(coffee, rng_for("page_20_30", "coffee.png")).save(dataset / "coffee-on-a-page.png")
+    # coffee is `closed` (notAllowed): a 32 px thumbnail of it, only its hash comes near.
+    thumbnail(skimage_photo("coffee.png")).save(dataset / "coffee-thumb.png")
     coffee.resize((coffee.width // 2, coffee.height // 2)).save(dataset / "coffee-small.jpg")
     result = clearance.clear_dataset(
         session_factory, dataset, use="ai_training", licensee=scenario.LICENSEE,
@@ -38,17 +39,17 @@ def test_a_similar_match_goes_to_review_even_for_a_denied_asset_and_a_copy_is_bl
         database_url=db_url, index_dir=tmp_path / "index", batch_size=4,
     )
     items = {item["key"]: item for item in result.report["items"]}
-    on_page, small = items["coffee-on-a-page.png"], items["coffee-small.jpg"]
+    thumb, small = items["coffee-thumb.png"], items["coffee-small.jpg"]
     assert small["verdict"] == "blocked"
     assert [(m["asset_id"], m["kind"], m["decision"]) for m in small["matches"]] == [
         (ids["coffee.png"], "copy", "denied")]
-    assert on_page["verdict"] == "review"
-    [match] = on_page["matches"]
+    assert thumb["verdict"] == "review"
+    [match] = thumb["matches"]
     assert (match["asset_id"], match["kind"], match["signal"], match["decision"]) == (
         ids["coffee.png"], "similar", "pdq", "review")
     assert match["rule"] is None and "similar, not verified" in match["explanation"]
     assert "if it is, denied" in match["explanation"]
     jsonschema.validate(result.report, REPORT_SCHEMA)
     rows = list(csv.DictReader(io.StringIO(report_csv(result.report))))
-    assert {(r["key"], r["kind"]) for r in rows} == {("coffee-on-a-page.png", "similar"),
+    assert {(r["key"], r["kind"]) for r in rows} == {("coffee-thumb.png", "similar"),
                                                      ("coffee-small.jpg", "copy")}

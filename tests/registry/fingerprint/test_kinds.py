@@ -2,14 +2,16 @@
 
 Derivatives are real: Wesnoth's `fire_ant` portrait is a recoloured `giant_ant` (tests/art.py
 lists such variant families). `similar` is a PDQ hit near its threshold that stage 2 cannot
-verify: a photo shown small inside a web page (transforms_wild.page).
+verify: a 32 px JPEG thumbnail of a photo (too small for any keypoint).
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy.orm import Session
 
 from registry.catalog import BlobStore
@@ -18,7 +20,17 @@ from tests.art import portrait, require_art
 from tests.photos import skimage_photo
 from tests.registry.fingerprint.helpers import add_photo
 from tests.registry.fingerprint.transforms import crop_60
-from tests.registry.fingerprint.transforms_wild import open_picture, page, rng_for
+from tests.registry.fingerprint.transforms_wild import open_picture
+
+
+def thumbnail(path: Path, side: int = 32, quality: int = 40) -> Image.Image:
+    """A tiny JPEG thumbnail (a dataset's preview): its PDQ hash lands near the threshold."""
+    image = open_picture(path).convert("RGB")
+    image.thumbnail((side, side))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    out.seek(0)
+    return Image.open(out).convert("RGB")
 
 
 @pytest.fixture
@@ -53,8 +65,7 @@ def test_a_hash_near_its_threshold_that_no_stage_verifies_is_only_similar(
     matcher: tuple[Matcher, dict[str, int]],
 ) -> None:
     m, ids = matcher
-    query = page(open_picture(skimage_photo("coffee.png")), rng_for("page_20_30", "coffee.png"))
-    found = m.match_image(query)
+    found = m.match_image(thumbnail(skimage_photo("coffee.png")))
     assert [(x.asset_id, x.kind, x.signal) for x in found] == [
         (ids["coffee"], MatchKind.similar, "pdq")]
     assert 31 - 7 < found[0].distance <= 31 and found[0].confidence <= 0.5
