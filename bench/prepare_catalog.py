@@ -22,9 +22,10 @@ How the pictures are chosen:
 * A real picture has both sides >= 96 px and grey std > 12 (RGBA composited over mid grey for
   the statistics only). Near-identical pictures are dropped: sha256 of the picture downscaled to
   16x16 grey (quantised to 32 levels), one image per plasma wallpaper.
-* Pictures are grouped into families (same folder, same name up to a numeric/variant suffix such
-  as ``ruler`` / ``ruler-2``, ``wood-l`` / ``wood-d``). Each family has one role: held out (only
-  for unrelated queries), catalog picture, or scene material. Scenes in the catalog use no
+* Pictures are grouped into families: one folder of a package (one wallpaper for plasma), then
+  families whose pictures' PDQ hashes come within 56 bits are merged (content, not names). Each
+  family has one role: held out (only for unrelated queries), catalog picture, or scene
+  material. Scenes in the catalog use no
   material from catalog pictures' or held-out families, so a related query has one right answer
   and an unrelated query shares no content with the catalog. When scenes are needed, the families
   richest in background tiles are moved from catalog pictures to scene material until every
@@ -221,26 +222,17 @@ def scan_package(pkg: str, root: Path, deb_name: str, cache: Path, pool) -> list
 
 # --------------------------------------------------------------------------- roles
 
-_VARIANT = re.compile(
-    r"([-_. ]?(\d+|[ld]|light|dark|day|night|morning|evening|alt|small|large|\d+x\d+))$", re.I
-)
-
-
 def family_of(pkg: str, rel: str) -> str:
+    """The folder a picture is in (one plasma wallpaper each): a folder of game art or clip art
+    is one set (animation frames, terrain-tile variants, an icon theme's icons on one base, one
+    artist's moons and flags), whose pictures share drawn content whatever their names say.
+    Measured: with families by file name, 13 of 150 held-out queries met a catalog picture of
+    their own folder (full moon / waning moon, happy / angry monkey, Niue / Tuvalu flags)."""
     parts = rel.split("/")
     if pkg == "plasma-workspace-wallpapers" and "wallpapers" in parts:
         i = parts.index("wallpapers")
         return f"{pkg}:{parts[i + 1] if i + 1 < len(parts) else rel}"
-    stem = Path(rel).stem.lower()
-    if pkg == "wesnoth-1.16-data" and ("/images/units/" in rel or "/images/portraits/" in rel):
-        # One unit or character: every frame and pose (knight-se-run6, knight-attack-1, ...).
-        stem = re.split(r"[-_.\d]", stem, maxsplit=1)[0] or stem
-    for _ in range(3):
-        new = _VARIANT.sub("", stem)
-        if new == stem or not new:
-            break
-        stem = new
-    return f"{pkg}:{'/'.join(parts[:-1])}/{stem}"
+    return f"{pkg}:{'/'.join(parts[:-1])}"
 
 
 def is_sprite_source(pkg: str, rel: str) -> bool:
