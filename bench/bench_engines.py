@@ -7,7 +7,12 @@ started before the clock runs; its start-up is printed apart). Each actor's resi
 read from /proc while the job runs. The estimate at the end derives items/s per core from the
 local engine's run and the cores a 10M-item day needs at that rate.
 
-Run: .venv/bin/python bench/bench_engines.py [--items 10000] [--batch-size 32]  (needs `make ray`)
+`--catalog-home DIR` starts from a bench_scale.py home (its catalog.db and fingerprint index,
+e.g. 10,000 assets of real art) instead of an empty catalog, so the actors' memory is read with a
+real catalog's stage indexes loaded; the 6 catalog photos are imported on top.
+
+Run: .venv/bin/python bench/bench_engines.py [--items 10000] [--batch-size 32]
+     [--catalog-home DIR]  (needs `make ray`)
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_clearance import POLICY, make_dataset
 from registry.catalog import BlobStore
 from registry.catalog.importer import ImportOptions, import_file
+from registry.catalog.models import Asset
 from registry.clearance import clear_dataset, comparable
 from registry.db import make_engine, make_session_factory, migrate
 from registry.fingerprint import fingerprint_new_asset
@@ -58,10 +64,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--catalog-home", type=Path,
+                        help="a bench_scale.py home whose catalog and index to start from")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-engines-"))
     try:
         url = f"sqlite:///{root / 'db.sqlite'}"
+        if args.catalog_home:
+            shutil.copy(args.catalog_home / "catalog.db", root / "db.sqlite")
+            shutil.copytree(args.catalog_home / "index", root / "index")
         migrate(url)
         factory = make_session_factory(make_engine(url))
         store = BlobStore(root / "blobs")
@@ -75,7 +86,9 @@ def main() -> None:
         (policies / "bench.yaml").write_text(POLICY)
         dataset = root / "dataset"
         make_dataset(dataset, args.items, catalog)
-        print(f"dataset: {args.items} JPEGs; catalog {len(catalog)} assets; {os.cpu_count()} "
+        with factory() as session:
+            assets = session.query(Asset).count()
+        print(f"dataset: {args.items} JPEGs; catalog {assets} assets; {os.cpu_count()} "
               f"CPUs; batch {args.batch_size}; 2 workers per engine")
 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
