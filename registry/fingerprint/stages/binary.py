@@ -8,6 +8,16 @@ costs hours on two cores, and sampled centroids follow the data's own density). 
 bench/bench_scale.py against the exact index: range-search recall at PDQ distance <= 31, and the
 candidate recall of the ORB votes.
 
+Range searches (the hash stages) over very large segments get a faiss `IndexBinaryMultiHash`
+instead (multi-index hashing): the 256 bits are cut into 10 substrings of 24 bits, each with its
+own hash table, and a query looks up its substrings' buckets and those one bit away, then checks
+the candidates' full distance. Its cost hardly grows with the segment, where the IVF's grows with
+the share of lists scanned (or its recall drops when that share is capped); it costs about 900
+bytes per code in memory against the IVF's 40, so it is kept for segments where the IVF no longer
+holds its recall at a bounded cost (`MIH_ABOVE_CODES`). Exact up to 19 bits (10 substrings: one
+of them differs in at most one bit); a pair 20-31 bits apart may differ in 2 or more bits of
+every substring and be missed: measured against the exact index in bench/bench_scale.py.
+
 The index is written with the segment (`write`), so loading a segment reads a file rather than
 re-assigning every code.
 """
@@ -38,6 +48,14 @@ MAX_LISTS = 65_536
 PROBE_SHARE = 1 / 4
 MIN_PROBES = 32
 MAX_PROBES = 128
+# Multi-index hashing for range searches over segments of at least this many codes (2M PDQ
+# hashes: about 77,000 catalog pictures). Measured on random 256-bit codes, 1M: recall 0.993
+# against the exact index at 48x its lookups/s (bench/RESULTS.md); 10 x 24 bits and buckets one
+# bit away; 16 x 16 bits is exact but was slower than the flat index here.
+MIH_ABOVE_CODES = 2_000_000
+MIH_HASHES = 10
+MIH_BITS = 24
+MIH_FLIPS = 1
 
 
 def list_count(n: int, per_list: int | None = CODES_PER_LIST) -> int:
@@ -54,15 +72,19 @@ def probe_count(nlist: int) -> int:
 
 
 def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
-          per_list: int | None = CODES_PER_LIST) -> Any:
+          per_list: int | None = CODES_PER_LIST, mih_above: int | None = None) -> Any:
     """An index over `codes` ((n, bytes) uint8): flat when small, IVF with sampled centroids when
-    large (about `per_list` codes per list). Row numbers are the ids."""
+    large (about `per_list` codes per list); with `mih_above` (range searches only: the hash
+    stages), multi-index hashing from that many codes. Row numbers are the ids."""
     flat_max = FLAT_MAX_CODES if flat_max is None else flat_max
     n, width = codes.shape
     bits = width * 8
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     if n < flat_max:
         index: Any = faiss.IndexBinaryFlat(bits)
+    elif mih_above is not None and n >= mih_above and bits >= MIH_HASHES * MIH_BITS:
+        index = faiss.IndexBinaryMultiHash(bits, MIH_HASHES, MIH_BITS)
+        index.nflip = MIH_FLIPS
     else:
         nlist = list_count(n, per_list)
         rng = np.random.default_rng(seed)
@@ -90,8 +112,16 @@ def read(path: Path, *, probes: int | None = None) -> Any:
     return index
 
 
+# Measured resident memory of IndexBinaryMultiHash(256, 10, 24) per code, codes included
+# (std::unordered_map buckets of id vectors): 903 bytes at 1M random codes.
+MIH_BYTES_PER_CODE = 903
+
+
 def memory_bytes(index: Any) -> int:
-    """Codes plus, for IVF, the 8-byte id per code and the centroids."""
+    """Codes plus, for IVF, the 8-byte id per code and the centroids; for multi-index hashing,
+    its measured bytes per code."""
+    if isinstance(index, faiss.IndexBinaryMultiHash):
+        return int(index.ntotal * MIH_BYTES_PER_CODE)
     if isinstance(index, faiss.IndexBinaryIVF):
         return int(index.ntotal * (index.code_size + 8) + index.nlist * index.code_size)
     return int(index.ntotal * index.code_size)

@@ -5,11 +5,12 @@ variants per asset, plus the 3x3 windows at 80% and 60% for signals with `hash_w
 query's windows (whole picture, border-trimmed picture, detected photo boxes) are hashed once and
 looked up with a range search at the signal's threshold.
 
-Index per segment: `stages/binary.py` (exact flat below 200,000 hashes, IVF above it, with its
-range-search recall at distance <= 31 measured against the exact index in bench/bench_scale.py).
-faiss's multi-index hashing (`IndexBinaryMultiHash`, exact by pigeonhole with 16 substrings and
-one flipped bit) was measured slower than the flat index at 10^6 codes on these machines
-(320 against 550 queries/s) and 10x its memory, so it is not used. The query probes each window
+Index per segment: `stages/binary.py` (exact flat below 20,000 hashes, IVF above it, multi-index
+hashing above 2M; range-search recall at distance <= 31 measured against the exact index in
+bench/bench_scale.py).
+Exact multi-index hashing (16 substrings of 16 bits, one flipped bit) was measured slower than the
+flat index at 10^6 codes (320 against 550 queries/s); 10 substrings of 24 bits with one flipped
+bit is exact up to 19 bits and 48x the flat index's speed there. The query probes each window
 with its identity and mirror hashes for signals with `query_dihedral` (the catalog already holds
 the 8 dihedral hashes of the whole picture): 2 probes per window instead of 8.
 """
@@ -218,7 +219,7 @@ class HashStage(Stage):
                 boxes.append((r.x or 0, r.y or 0, r.w or 0, r.h or 0))
         width = self.signal.byte_length()
         binary.write(binary.build(np.frombuffer(b"".join(codes), np.uint8).reshape(
-            len(codes), width)), folder / "index.faiss")
+            len(codes), width), mih_above=binary.MIH_ABOVE_CODES), folder / "index.faiss")
         np.savez(folder / "meta.npz", asset_ids=np.array(ids, np.int64),
                  regions=np.array(regions, np.int16), times=np.array(times, np.float32),
                  boxes=np.array(boxes, np.int32).reshape(-1, 4))

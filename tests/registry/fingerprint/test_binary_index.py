@@ -58,3 +58,32 @@ def test_sqrt_lists_balance_the_coarse_step_and_the_list() -> None:
     assert binary.list_count(1_000_000, None) == 512  # sqrt is 1,000: the power of two below
     assert binary.list_count(1_000_000) == 512  # 1,000 codes per list: 1,000 lists -> 512
     assert binary.list_count(10, None) == binary.MIN_LISTS
+
+
+def test_large_range_segments_use_multi_index_hashing_that_finds_pdq_near_copies(
+    tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 256, (50_000, 32), dtype=np.uint8)
+    index = binary.build(codes, mih_above=40_000)
+    assert isinstance(index, faiss.IndexBinaryMultiHash) and index.ntotal == len(codes)
+    binary.write(index, tmp_path / "m.faiss")
+    again = binary.read(tmp_path / "m.faiss")
+    assert isinstance(again, faiss.IndexBinaryMultiHash) and again.nflip == binary.MIH_FLIPS
+    assert binary.memory_bytes(again) == len(codes) * binary.MIH_BYTES_PER_CODE
+    # Near copies at every distance up to the PDQ threshold, against the exact index.
+    flat = faiss.IndexBinaryFlat(256)
+    flat.add(codes)
+    for flips in (4, 16, 24, 30):
+        queries = _near_copies(codes, 200, flips=flips, seed=flips)
+        lims0, _, ids0 = flat.range_search(queries, 32)
+        lims1, _, ids1 = again.range_search(queries, 32)
+        truth = hits = 0
+        for i in range(len(queries)):
+            want = set(ids0[lims0[i]:lims0[i + 1]].tolist())
+            truth += len(want)
+            hits += len(want & set(ids1[lims1[i]:lims1[i + 1]].tolist()))
+            assert set(ids1[lims1[i]:lims1[i + 1]].tolist()) <= want  # nothing beyond 31 bits
+        assert truth >= 200 and hits / truth >= (1.0 if flips <= 16 else 0.85), flips
+    # Below the threshold (and for the k-NN searches of the local stage) the IVF stays.
+    assert isinstance(binary.build(codes), faiss.IndexBinaryIVF)
