@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.policy.decision import PolicySet
@@ -35,15 +36,17 @@ def load_policies(directory: Path) -> PolicySet:
 
 
 def record_policy_versions(session: Session, policy_set: PolicySet) -> list[PolicyFileVersion]:
-    """Store each loaded file's text, sha256 and load time (once per file and sha256)."""
+    """Store each loaded file's text, sha256 and load time (once per file and sha256).
+
+    Safe when several processes record the same files at once (two workers starting jobs): each
+    insert runs in a savepoint, and the one that loses the unique (file, sha256) race reads the
+    winner's row instead of failing its job."""
     rows = []
     for f in policy_set.files:
         v = f.version
-        row = session.scalar(
-            select(PolicyFileVersion).where(
-                PolicyFileVersion.file == v.file, PolicyFileVersion.sha256 == v.sha256
-            )
-        )
+        found = select(PolicyFileVersion).where(
+            PolicyFileVersion.file == v.file, PolicyFileVersion.sha256 == v.sha256)
+        row = session.scalar(found)
         if row is None:
             row = PolicyFileVersion(
                 file=v.file,
@@ -52,7 +55,11 @@ def record_policy_versions(session: Session, policy_set: PolicySet) -> list[Poli
                 content=f.content,
                 loaded_at=v.loaded_at,
             )
-            session.add(row)
+            try:
+                with session.begin_nested():
+                    session.add(row)
+            except IntegrityError:
+                row = session.scalars(found).one()  # another process recorded it first
         rows.append(row)
     session.flush()
     return rows

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from pathlib import Path
 
-from sqlalchemy.orm import Session
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 import registry.policy
 from registry.catalog import BlobStore
@@ -103,3 +106,35 @@ def test_odrl_export_maps_permissions_prohibitions_and_constraints() -> None:
 
     anyone = to_odrl(shipped.get("northwind-no-generative"))
     assert anyone["@type"] == "Offer" and "assignee" not in anyone["prohibition"][0]
+
+
+def test_two_processes_recording_the_same_files_at_once_both_succeed(
+        session_factory: sessionmaker[Session], db_url: str, tmp_path: Path) -> None:
+    """Two workers starting jobs at the same moment both record the policy files: the one that
+    loses the unique (file, sha256) race reads the other's rows (it failed its job before)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: the race needs concurrent writers")
+    policies = load_policies(write_sample(tmp_path / "p"))
+    first = session_factory()
+    mine = record_policy_versions(first, policies)  # inserted, not committed yet
+    result: dict[str, list[int]] = {}
+    errors: list[Exception] = []
+
+    def other() -> None:
+        with session_factory() as second:
+            try:  # blocks on the unique index until `first` commits, then loses the race
+                result["rows"] = [r.id for r in record_policy_versions(second, policies)]
+                second.commit()
+            except Exception as exc:  # the test reports what went wrong
+                errors.append(exc)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    time.sleep(1.0)  # the other insert is now waiting on the unique index
+    first.commit()
+    thread.join(timeout=30)
+    first.close()
+    assert not errors, errors
+    assert sorted(result["rows"]) == sorted(r.id for r in mine)
+    with session_factory() as check:
+        assert len(list_policy_versions(check)) == len(mine)
