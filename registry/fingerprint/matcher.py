@@ -70,6 +70,10 @@ REFRESH_SECONDS = 30.0
 # 0-31 bits, the ones above 24 come from pictures shown small (page_20_30) or heavily edited;
 # no distractor came within 31.
 SIMILAR_BAND_BITS = 7
+# Windows for stage 2 alone ("blob"): blocks unlike the page that fill at least this share of
+# their box (a portrait flattened on white on a light page fills about half), not banners.
+BLOB_MIN_FILL = 0.3
+BLOB_MAX_ASPECT = 4.0
 # Collage cells probed at most (the largest first).
 MAX_TILES = 9
 # Windows (photo boxes, collage cells) that stage 2 searches on their own when the whole picture
@@ -112,7 +116,7 @@ def _overlap(a: Box, b: Box) -> float:
     return inter / max(1, aw * ah + bw * bh - inter)
 
 
-_WHERE = {"box": "embedded", "tile": "collage"}
+_WHERE = {"box": "embedded", "blob": "embedded", "tile": "collage"}
 
 
 def _scale_of(transform: str | None) -> float | None:
@@ -140,6 +144,10 @@ def query_windows(img: Image.Image) -> list[Window]:
     for cell in cells:
         if all(_overlap(cell, w.box) < 0.9 for w in out):
             out.append(Window("tile", cell, crop(img, cell)))
+    # Stage 2 only: blocks that fill less of their box (art or a cut-out on a page).
+    for found in photo_boxes(img, min_fill=BLOB_MIN_FILL, max_aspect=BLOB_MAX_ASPECT):
+        if all(_overlap(found, w.box) < 0.9 for w in out):
+            out.append(Window("blob", found, crop(img, found)))
     return out
 
 
@@ -298,7 +306,7 @@ class Matcher:
         """Stage 2 over each photo box and collage cell of the query on its own (at most
         `MAX_LOCAL_WINDOWS`, largest first), regions mapped back to the query's pixels.
         `hints`: assets a hash named near its threshold (verified in every window)."""
-        windows = sorted((w for w in probe.windows if w.label in ("box", "tile")),
+        windows = sorted((w for w in probe.windows if w.label in ("box", "tile", "blob")),
                          key=lambda w: -w.box[2] * w.box[3])[:MAX_LOCAL_WINDOWS]
         found: list[Match] = []
         fx, fy = probe.work.width / probe.small.width, probe.work.height / probe.small.height
@@ -312,7 +320,7 @@ class Matcher:
             small = work_image(part, HASH_SIDE_PX)
             sub = Probe(part, small, (1.0, 1.0),
                         (part.width / small.width, part.height / small.height),
-                        hints=list(hints), on_neutral=probe.on_neutral)
+                        hints=list(hints), on_neutral=probe.on_neutral, window=True)
             for match in self._indexes["local"].query(sub).values():
                 match = self._judge(sub, match)
                 if match.region is not None:

@@ -80,10 +80,14 @@ BOX_MIN_FILL = 0.6  # component pixels / bounding-box pixels
 MAX_BOXES = 3
 
 
-def photo_boxes(image: Image.Image) -> list[Box]:
+def photo_boxes(image: Image.Image, *, min_fill: float = BOX_MIN_FILL,
+                max_aspect: float | None = None) -> list[Box]:
     """Rectangles that look like a picture placed on a flat canvas (screenshots, collages,
     web pages), largest first: pixels unlike the canvas colour, thin strokes (text, rules)
-    opened away, holes closed, then connected blocks that fill their bounding box."""
+    opened away, holes closed, then connected blocks that fill their bounding box (at least
+    `min_fill` of it; a lower fill also finds art or a cut-out on a page of its own background
+    colour). `max_aspect`: skip blocks longer than this on one side than on the other (banners,
+    rules)."""
     import cv2
 
     if min(image.size) < 64:
@@ -114,7 +118,9 @@ def photo_boxes(image: Image.Image) -> list[Box]:
         fraction = w * h / (width * height)
         if not BOX_MIN_FRACTION <= fraction <= BOX_MAX_FRACTION:
             continue
-        if area < BOX_MIN_FILL * w * h:
+        if area < min_fill * w * h:
+            continue
+        if max_aspect is not None and max(w, h) > max_aspect * min(w, h):
             continue
         box = (x * step, y * step, min(w * step, image.width - x * step),
                min(h * step, image.height - y * step))

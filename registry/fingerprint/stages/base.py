@@ -92,8 +92,8 @@ class Match:
 class Window:
     """One view of the query that the hash stage probes."""
 
-    # "full", "trim" (uniform borders removed), "box" (a photo on a canvas) or "tile" (a cell
-    # of a collage)
+    # "full", "trim" (uniform borders removed), "box" (a photo on a canvas), "tile" (a cell
+    # of a collage) or "blob" (a block on a page that is not a rectangle: stage 2 only)
     label: str
     box: Box  # in the small (hash) image
     image: Image.Image
@@ -118,6 +118,8 @@ class Probe:
     # The query carried transparency and was composited on the neutral grey the catalog's art
     # was hashed on (so its hashes compare with the art's).
     on_neutral: bool = False
+    # A window of a larger query (a photo box, a collage cell) searched on its own.
+    window: bool = False
 
 
 def time_code(value: float) -> float | None:

@@ -126,8 +126,8 @@ class HashIndex(StageIndex):
     def query(self, probe: Probe) -> dict[int, Match]:
         probes: list[tuple[Window, str, bytes]] = []
         for i, window in enumerate(probe.windows):
-            if not window_usable(probe, i, self.gates):
-                continue
+            if window.label == "blob" or not window_usable(probe, i, self.gates):
+                continue  # blobs are for stage 2 only
             probes += [(window, variant, h.bits)
                        for variant, h in window_hashes(probe, self.signal, i)]
         best: dict[int, Match] = {}
