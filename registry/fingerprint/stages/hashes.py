@@ -91,6 +91,15 @@ class _Segment:
                    + self.regions.nbytes + self.times.nbytes + self.boxes.nbytes)
 
 
+def _code_of(index: Any, row: int) -> bytes:
+    """The stored code of one row of a flat, IVF or multi-index-hashing binary index."""
+    if isinstance(index, faiss.IndexBinaryMultiHash):
+        index = index.storage  # type: ignore[attr-defined]  # its codes: a flat storage
+    elif isinstance(index, faiss.IndexBinaryIVF) and index.direct_map.type == 0:  # NoMap
+        index.make_direct_map()  # 8 bytes per hash, on first use only
+    return bytes(index.reconstruct(row).tobytes())
+
+
 class HashIndex(StageIndex):
     def __init__(self, signal: type[SignalType], segments: list[_Segment], assets: AssetTable,
                  threshold: int, gates: Sequence[type[SignalType]]) -> None:
@@ -114,10 +123,7 @@ class HashIndex(StageIndex):
             full = [int(r) for r, name in zip(rows, names, strict=True)
                     if name.startswith(("full/", "art/"))]
             if full:
-                if isinstance(segment.index, faiss.IndexBinaryIVF) and \
-                        segment.index.direct_map.type == 0:  # faiss.DirectMap.NoMap
-                    segment.index.make_direct_map()  # 8 bytes per hash, on first use only
-                codes = [segment.index.reconstruct(r).tobytes() for r in full]
+                codes = [_code_of(segment.index, r) for r in full]
                 _x, _y, w, h = (int(v) for v in segment.boxes[full[0]])
                 art = segment.region_names[int(segment.regions[full[0]])].startswith("art/")
                 return codes, ((w, h) if w and h else None), art

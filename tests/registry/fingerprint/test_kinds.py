@@ -70,3 +70,19 @@ def test_a_hash_near_its_threshold_that_no_stage_verifies_is_only_similar(
         (ids["coffee"], MatchKind.similar, "pdq")]
     assert 31 - 7 < found[0].distance <= 31 and found[0].confidence <= 0.5
     assert found[0].as_dict()["kind"] == "similar"
+
+
+def test_the_whole_picture_hashes_of_an_asset_come_back_from_every_index_kind() -> None:
+    import faiss
+    import numpy as np
+
+    from registry.fingerprint.stages.hashes import _code_of
+
+    codes = np.random.default_rng(0).integers(0, 256, (30_000, 32), dtype=np.uint8)
+    flat = faiss.IndexBinaryFlat(256)
+    multi = faiss.IndexBinaryMultiHash(256, 10, 24)
+    ivf = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(256), 256, 16)
+    ivf.train(codes[:2000])
+    for index in (flat, multi, ivf):
+        index.add(codes)
+        assert _code_of(index, 12_345) == codes[12_345].tobytes()
