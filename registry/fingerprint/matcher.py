@@ -303,11 +303,14 @@ class Matcher:
                                                          -m.confidence, m.asset_id))
 
     def _search_windows(self, probe: Probe, hints: list[int]) -> list[Match]:
-        """Stage 2 over each photo box and collage cell of the query on its own (at most
-        `MAX_LOCAL_WINDOWS`, largest first), regions mapped back to the query's pixels.
+        """Stage 2 over each collage cell, photo box and blob of the query on its own (at most
+        `MAX_LOCAL_WINDOWS`), regions mapped back to the query's pixels.
         `hints`: assets a hash named near its threshold (verified in every window)."""
-        windows = sorted((w for w in probe.windows if w.label in ("box", "tile", "blob")),
-                         key=lambda w: -w.box[2] * w.box[3])[:MAX_LOCAL_WINDOWS]
+        # A collage's cells first (a photo box across cells is not a picture of its own),
+        # then photo boxes, then blobs; the larger first within each.
+        rank = {"tile": 0, "box": 1, "blob": 2}
+        windows = sorted((w for w in probe.windows if w.label in rank),
+                         key=lambda w: (rank[w.label], -w.box[2] * w.box[3]))[:MAX_LOCAL_WINDOWS]
         found: list[Match] = []
         fx, fy = probe.work.width / probe.small.width, probe.work.height / probe.small.height
         sx, sy = probe.work_scale

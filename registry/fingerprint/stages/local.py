@@ -192,7 +192,9 @@ class _LocalIndex(StageIndex):
         return found[:VOTE_CANDIDATES]
 
     def query(self, probe: Probe) -> dict[int, Match]:
-        query = keypoints.extract_orb(probe.work, query=True)
+        soft = keypoints.is_soft(probe.small)
+        query = keypoints.extract_orb(
+            probe.work, query=True, side=keypoints.ORB_SOFT_QUERY_SIDE_PX if soft else None)
         if len(query) < 8:
             return {}
         best: dict[int, Match] = {}
