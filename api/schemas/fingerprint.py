@@ -25,6 +25,9 @@ class MatchRead(BaseModel):
     kind: str = Field("copy", description="copy (the asset, verified), derivative (a verified "
                       "region of an edited version) or similar (a hash near its threshold, not "
                       "verified: review it)")
+    outline: list[float] | None = Field(
+        None, description="local features: the asset's corners (top-left, top-right, "
+        "bottom-right, bottom-left) in the query's pixels as x0, y0, ..., x3, y3, not clipped")
 
 
 class MatchResultRead(BaseModel):

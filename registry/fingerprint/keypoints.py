@@ -207,6 +207,9 @@ class Verification:
     region: Box  # the asset's outline projected into the query, clipped to it
     angle_deg: float
     scale: float
+    # The asset's corners (top-left, top-right, bottom-right, bottom-left) projected into the
+    # query, in the query's pixels, not clipped.
+    outline: tuple[tuple[float, float], ...] = ()
 
 
 def verify(query: KeypointSet, query_root: np.ndarray, asset: KeypointSet,
@@ -256,4 +259,5 @@ def verify(query: KeypointSet, query_root: np.ndarray, asset: KeypointSet,
     # Counter-clockwise positive, as seen on screen (image y runs down), like "rot90".
     angle = -float(np.degrees(np.arctan2(a[1, 0], a[0, 0])))
     return Verification(inliers, len(good), (int(x0), int(y0), int(x1 - x0), int(y1 - y0)),
-                        angle, float(np.sqrt(abs(det))))
+                        angle, float(np.sqrt(abs(det))),
+                        tuple((float(px), float(py)) for px, py in projected))

@@ -35,9 +35,9 @@ class MatchKind(StrEnum):
     copy: the asset itself: the same file, a PDQ hash well inside its threshold, or a region the
       local-feature stage verified geometrically (crops, mirrors, rotations, overlays, art pasted
       over a new background, a picture inside a page or collage);
-    derivative: a verified region of an edited version: the geometry holds, but the picture's
-      own hashes disagree with the asset's where the whole asset is in view (recoloured,
-      repainted, posterized);
+    derivative: a verified region of an edited version: the geometry holds, but the hash of
+      the whole asset's view, rectified by the verified outline, is not well inside the
+      threshold from the asset's own (recoloured, repainted, posterized);
     similar: a PDQ hash near its threshold that the local-feature stage could not verify. Policy
       decisions apply to copies and derivatives; a similar match always goes to review.
     """
@@ -70,6 +70,10 @@ class Match:
     inliers: int | None = None
     time_codes: tuple[float, ...] = ()
     kind: MatchKind = MatchKind.copy
+    # Local features: the asset's corners (top-left, top-right, bottom-right, bottom-left of the
+    # asset, or of its mirror image for a mirrored copy) in the query's pixels, as x0, y0, ...
+    # x3, y3; not clipped to the query (a crop's outline reaches beyond it).
+    outline: tuple[float, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +89,7 @@ class Match:
             "inliers": self.inliers,
             "time_codes": list(self.time_codes),
             "kind": str(self.kind),
+            "outline": list(self.outline) if self.outline is not None else None,
         }
 
 

@@ -235,9 +235,12 @@ class _LocalIndex(StageIndex):
             signal, inliers, good = "sift", strict.inliers, strict.good
             x, y, w, h = strict.region
             region = (qsift.width - x - w, y, w, h) if mirrored else strict.region
+            outline = [(qsift.width - px, py) if mirrored else (px, py)
+                       for px, py in strict.outline]
             check = strict
         else:
             signal, inliers, good, region = "orb", check.inliers, check.good, check.region
+            outline = list(check.outline)
         asset_id = int(seg.row_asset[row])
         x, y, w, h = region
         sx, sy = probe.work_scale
@@ -247,7 +250,9 @@ class _LocalIndex(StageIndex):
         return Match(asset_id, self.assets.sha256(asset_id), signal,
                      round(1 - inliers / max(good, 1), 3), confidence,
                      (round(x * sx), round(y * sy), round(w * sx), round(h * sy)), t,
-                     f"flip_h+{how}" if mirrored else how, asset_time_s=t, inliers=inliers)
+                     f"flip_h+{how}" if mirrored else how, asset_time_s=t, inliers=inliers,
+                     outline=tuple(round(v * f, 1) for px, py in outline
+                                   for v, f in ((px, sx), (py, sy))))
 
 
 class LocalStage(Stage):

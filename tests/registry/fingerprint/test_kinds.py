@@ -19,7 +19,6 @@ from registry.fingerprint import Matcher, MatchKind
 from tests.art import portrait, require_art
 from tests.photos import skimage_photo
 from tests.registry.fingerprint.helpers import add_photo
-from tests.registry.fingerprint.transforms import crop_60
 from tests.registry.fingerprint.transforms_wild import open_picture
 
 
@@ -55,10 +54,17 @@ def test_a_recoloured_variant_of_the_art_is_a_derivative_and_the_art_itself_a_co
     assert [(x.asset_id, x.kind) for x in same.matches] == [(ids["giant_ant"], MatchKind.copy)]
 
 
-def test_a_crop_verified_by_keypoints_is_a_copy(matcher: tuple[Matcher, dict[str, int]]) -> None:
+def test_a_turned_crop_verified_by_keypoints_is_a_copy_with_its_outline(
+    matcher: tuple[Matcher, dict[str, int]],
+) -> None:
     m, ids = matcher
-    found = m.match_image(crop_60(open_picture(skimage_photo("chelsea.png"))))
+    query = open_picture(skimage_photo("chelsea.png")).rotate(12)
+    found = m.match_image(query)
     assert [(x.asset_id, x.kind) for x in found] == [(ids["chelsea"], MatchKind.copy)]
+    assert found[0].signal in ("orb", "sift") and found[0].outline is not None
+    # The asset's outline, turned 12 degrees, reaches past the query's corners (a partial view).
+    xs = found[0].outline[0::2]
+    assert min(xs) < 0 < query.width < max(xs)
 
 
 def test_a_hash_near_its_threshold_that_no_stage_verifies_is_only_similar(
