@@ -40,9 +40,11 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(os.environ.get("CLEARHOUSE_TEST_ARTIFACTS",
                                 Path(__file__).resolve().parents[2] / "test-artifacts"))
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="!!! Debian chromium is not installed: console tests SKIPPED !!!"
-)
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="!!! Debian chromium is not installed: console tests SKIPPED !!!"),
+    pytest.mark.slow,
+]
 
 
 @dataclass
@@ -103,15 +105,25 @@ def live(settings: Settings, tmp_path: Path) -> Iterator[Live]:
     app.state.engine.dispose()
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One Chromium for the module (a launch takes about a second)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                      args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def browser(chromium: Any) -> Iterator[Any]:
+    """The browser for one test: each new_page() has its own context (its own cookies); every
+    page the test opened is closed after it."""
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
 
 
 def _shots(request: pytest.FixtureRequest) -> Path:

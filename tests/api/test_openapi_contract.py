@@ -94,6 +94,7 @@ def _run_on_seeded_rows(operation: Any, headers: dict[str, str]) -> None:
     case.call_and_validate(headers=headers, checks=CHECKS)
 
 
+@pytest.mark.slow
 def test_every_operation_answers_as_documented_for_every_role(
     seeded: tuple[FastAPI, dict[str, Any]],
 ) -> None:

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -15,6 +16,7 @@ from tests.factories import write_bad_file
 from tests.photos import skimage_photo
 from tests.registry.fingerprint.transforms import crop_60
 
+pytestmark = pytest.mark.slow
 runner = CliRunner()
 PHOTOS = ("astronaut.png", "coffee.png", "rocket.jpg", "chelsea.png", "camera.png")
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -24,6 +25,7 @@ from registry.catalog.doctor import check_store, remove_orphans
 from registry.db import make_engine, make_session_factory, migrate, session_scope
 from tests.photos import photo_paths
 
+pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent.parent
 CLI = "from api.cli import main; main()"
 FILE_LIMIT_BYTES = 256 * 1024

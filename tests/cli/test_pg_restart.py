@@ -26,6 +26,7 @@ from sqlalchemy import text
 from registry.db import make_engine
 from tests.photos import photo_paths
 
+pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent.parent
 CLI = "from api.cli import main; main()"
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) \

@@ -21,6 +21,7 @@ from registry.catalog import BlobStore
 from registry.clearance.models import ClearanceItem
 from tests.registry.clearance import scenario
 
+pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).parent / "clearhouse")
 WAIT_LIMIT_S = 180
 LEASE_S = "2"
@@ -86,7 +87,7 @@ def test_two_workers_on_postgresql_share_a_queue_and_each_job_runs_once(
     for job_id in job_ids:
         with session_factory() as session:
             job = clearance.get_job(session, job_id)
-            assert (job.status, job.lease_owner) == ("finished", None)
+            assert (job.status, job.lease_owner) == ("finished", None), (job.error, logs)
         keys = [row.item_key for row in _items(session_factory, job_id)]
         assert len(keys) == len(set(keys)) == len(photos)
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import warnings
@@ -39,26 +41,36 @@ def ray_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("ray")
     home = root / "home"
     home.mkdir()
+    # Ray's unix sockets live under its temp dir, and a socket path has at most 107 bytes: a
+    # pytest-xdist worker's tmp path is too deep for it.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOME", str(home))  # the driver and every Ray process
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
         # Token auth stays on; the token comes from here instead of a new ~/.ray/auth_token.
         patch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
-        ray.init(num_cpus=2, _temp_dir=str(root / "t"), include_dashboard=False,
+        ray.init(num_cpus=2, _temp_dir=str(ray_tmp), include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
         try:
             yield home
         finally:
             ray.shutdown()
+            shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+# The Ray engine is checked on PostgreSQL only: a cluster shares one PostgreSQL (SQLite: the
+# local engine), and Ray's start-up is slow.
+ON_POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
 def pg_url(db_url: str) -> str:
-    if db_url.startswith("sqlite"):  # a cluster shares one PostgreSQL; Ray's start-up is slow
-        pytest.skip("the Ray engine is checked on PostgreSQL (SQLite: the local engine)")
+    assert db_url.startswith("postgresql"), db_url
     return db_url
 
 
+@pytest.mark.slow
+@ON_POSTGRESQL
 def test_the_ray_engine_reports_like_the_local_engine_item_for_item(
     pg_url: str, ray_runtime: Path, tmp_path: Path, session_factory: sessionmaker[Session],
     store: BlobStore,
@@ -100,6 +112,8 @@ def _map_actor_pids() -> list[int]:
     return pids
 
 
+@pytest.mark.slow
+@ON_POSTGRESQL
 def test_killing_a_ray_actor_mid_job_loses_no_item_and_writes_none_twice(
     pg_url: str, ray_runtime: Path, tmp_path: Path, session_factory: sessionmaker[Session],
     store: BlobStore,

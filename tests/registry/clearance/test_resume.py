@@ -45,6 +45,7 @@ def _progress(factory: sessionmaker[Session]) -> tuple[int | None, int]:
         return job_id, int(done or 0)
 
 
+@pytest.mark.slow
 def test_a_killed_job_resumes_without_redoing_batches_and_reports_like_an_uninterrupted_run(
     tmp_path: Path, db_url: str, session_factory: sessionmaker[Session], home: Path,
     store: BlobStore,
