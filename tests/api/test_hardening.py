@@ -4,6 +4,7 @@ both backends; the streaming ones run a real uvicorn server on loopback."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -385,6 +386,7 @@ def test_a_path_outside_the_roots_is_refused_without_saying_whether_it_exists(
 # --- finding 6: small files that cost a lot to decode -------------------------------------------
 
 
+@functools.cache
 def _flat_png(width: int, height: int) -> bytes:
     out = io.BytesIO()
     Image.new("L", (width, height), 128).save(out, "PNG", optimize=True)
