@@ -408,6 +408,7 @@ def test_a_tiny_png_of_huge_dimensions_is_refused_as_a_query(
     assert res.status_code == 413, res.text
 
 
+@pytest.mark.slow
 def test_the_documented_pixel_limit_is_the_enforced_one(
     client: TestClient, keys: dict[str, dict[str, str]]
 ) -> None:

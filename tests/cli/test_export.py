@@ -66,6 +66,7 @@ def test_an_imagefolder_with_metadata_clears_with_exit_0_and_a_manifest_uses_all
     assert allowed.exit_code == 0, allowed.stdout
 
 
+@pytest.mark.slow
 def test_export_certificate_verify_and_summary_from_the_command_line(
     world: Path, tmp_path: Path
 ) -> None:
