@@ -100,12 +100,16 @@ def test_an_unknown_engine_is_refused(tmp_path: Path, session: Session) -> None:
                              use="ai_training", licensee="x", owner="me", engine="spark")
 
 
-def _map_actor_pids() -> list[int]:
-    """The Ray Data map actors running on this machine (their process title names them)."""
+def _map_actor_pids(home: Path) -> list[int]:
+    """This test's Ray Data map actors: processes whose title names a MapWorker and whose HOME
+    is the test runtime's (another Ray on the same machine, someone's benchmark, is left
+    alone)."""
+    ours = f"HOME={home}".encode()
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if b"MapWorker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"MapWorker" in Path(f"/proc/{pid}/cmdline").read_bytes() and \
+                    ours in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
                 pids.append(int(pid))
         except OSError:
             continue
@@ -139,7 +143,7 @@ def test_killing_a_ray_actor_mid_job_loses_no_item_and_writes_none_twice(
     deadline = time.monotonic() + 300
     killed, killed_at = None, 0
     while killed is None and runner.is_alive() and time.monotonic() < deadline:
-        pids = _map_actor_pids()
+        pids = _map_actor_pids(ray_runtime)
         if pids and progress and progress[-1] >= 2:  # mid-job: some blocks committed
             killed, killed_at = pids[0], progress[-1]
             os.kill(killed, signal.SIGKILL)
