@@ -72,7 +72,8 @@ def main() -> None:
         url = f"sqlite:///{root / 'db.sqlite'}"
         if args.catalog_home:
             shutil.copy(args.catalog_home / "catalog.db", root / "db.sqlite")
-            shutil.copytree(args.catalog_home / "index", root / "index")
+            # Hard links: the segments are never written in place (a sync writes new ones).
+            shutil.copytree(args.catalog_home / "index", root / "index", copy_function=os.link)
         migrate(url)
         factory = make_session_factory(make_engine(url))
         store = BlobStore(root / "blobs")
