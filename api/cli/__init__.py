@@ -31,9 +31,9 @@ COMMANDS: dict[str, str] = {
     "licences": "Licences between rightsholders and licensees.",
     "keys": "API keys (roles) and the studio's signing keys.",
     "policy": "Licence policies: check, load, explain decisions, export.",
-    "match": "Find catalog assets in files: prints per file the matches (signal, distance, "
-             "confidence, region or time code) or 'no match'. Exit code 1 if any file could "
-             "not be read.",
+    "match": "Find catalog assets in files: prints per file the matches (kind: copy, "
+             "derivative or similar; signal, distance, confidence, region or time code) or "
+             "'no match'. Exit code 1 if any file could not be read.",
     "fingerprint": "Fingerprints of the catalog and their index.",
     "clear": "Clear a dataset for a use: per-item verdicts, a report, and an exit code (0 "
              "clear, 1 blocked, 2 review, 3 unreadable items).",
