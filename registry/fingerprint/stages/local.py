@@ -58,6 +58,9 @@ MIN_VOTES = 5
 # every window candidate that verified had >= 12 votes (29 of 30 had >= 20), while 346 of the 553
 # RANSAC checks of window candidates were spent on candidates with < 12 votes, none verified.
 WINDOW_MIN_VOTES = 12
+# A window's ORB at 480 px rather than 640: the same recall on the wild test (one more page
+# found), the window no more upscaled than needed.
+WINDOW_ORB_SIDE_PX = 480
 # Hamming distance (of 256 bits) above which an ORB pair is not a correspondence at all.
 ORB_MAX_DISTANCE = 64
 ORB_MIN_INLIERS = 8  # below this, not even worth asking SIFT
@@ -192,9 +195,9 @@ class _LocalIndex(StageIndex):
         return found[:VOTE_CANDIDATES]
 
     def query(self, probe: Probe) -> dict[int, Match]:
-        soft = keypoints.is_soft(probe.small)
-        query = keypoints.extract_orb(
-            probe.work, query=True, side=keypoints.ORB_SOFT_QUERY_SIDE_PX if soft else None)
+        side = keypoints.ORB_SOFT_QUERY_SIDE_PX if keypoints.is_soft(probe.small) else \
+            (WINDOW_ORB_SIDE_PX if probe.window else None)
+        query = keypoints.extract_orb(probe.work, query=True, side=side)
         if len(query) < 8:
             return {}
         best: dict[int, Match] = {}
