@@ -157,6 +157,16 @@ def prepare(image: Image.Image, *, sha256: str | None = None,
                  on_neutral=on_neutral or (image.mode != "RGB" and has_alpha(image)))
 
 
+def _part_against_part(match: Match) -> bool:
+    """A hash hit between a window of the query (a collage cell, a photo box) and a crop window
+    of the asset: two small parts of two pictures, often near-flat blocks (a flag's field and a
+    dark scene's corner met at 6 bits on the bench catalog). Such a hit decides nothing: stage 2
+    verifies the asset, and it is dropped when stage 2 cannot."""
+    transform = match.transform or ""
+    return transform.startswith("crop") and ("+collage" in transform
+                                             or "+embedded" in transform)
+
+
 class Matcher:
     """Runs the stages over one manifest of the index. Build with `Matcher.load` (syncs the index
     with the database first) or `Matcher.open` (disk only, for workers)."""
@@ -253,6 +263,7 @@ class Matcher:
         never kept: their assets only become hints that stage 2 verifies."""
         confident: dict[int, Match] = {}
         near: dict[int, Match] = {}
+        unsure: dict[int, Match] = {}  # part of the query against part of an asset: verify
         hints: dict[int, Match] = {}
         for stage in self._stages:
             if stage.name == "local" and confident and not self.exhaustive:
@@ -260,7 +271,8 @@ class Matcher:
             if stage.name.startswith("hash.") and confident and not self.exhaustive:
                 continue  # an exact copy needs no hash
             if stage.name == "local":
-                ordered = sorted(near.values(), key=lambda m: (m.distance, m.asset_id)) + \
+                ordered = sorted([*near.values(), *unsure.values()],
+                                 key=lambda m: (m.distance, m.asset_id)) + \
                     sorted(hints.values(), key=lambda m: (-m.confidence, m.asset_id))
                 probe.hints = list(dict.fromkeys(
                     m.asset_id for m in ordered if m.asset_id not in confident))
@@ -272,14 +284,17 @@ class Matcher:
             for match in found:
                 if not decisive:
                     keep_best(hints, match)
+                elif stage.name.startswith("hash.") and _part_against_part(match):
+                    keep_best(unsure, match)
                 elif (threshold is not None and stage.name.startswith("hash.")
                       and match.distance > threshold - SIMILAR_BAND_BITS):
                     keep_best(near, match)
                 else:
                     keep_best(confident, match)
         if (not confident or self.exhaustive) and "local" in self._indexes:
-            for match in self._search_windows(probe, [m.asset_id for m in near.values()
-                                                      if m.asset_id not in confident]):
+            for match in self._search_windows(probe, [
+                    m.asset_id for m in [*near.values(), *unsure.values()]
+                    if m.asset_id not in confident]):
                 keep_best(confident, match)
         for asset_id, match in near.items():
             verified = confident.get(asset_id)
