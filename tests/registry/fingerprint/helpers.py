@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import pickle
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import av
@@ -13,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from registry.catalog import BlobStore, ensure_rightsholder, register_asset
 from registry.catalog.models import Asset
-from registry.fingerprint import fingerprint_new_asset
+from registry.db import make_engine, make_session_factory, migrate
+from registry.fingerprint import Matcher, fingerprint_new_asset
 from tests.photos import SHARED_FIXTURES, SKIMAGE_DIR
 
 # Real photos that are not in the test catalogs: queries that must match nothing.
@@ -67,3 +69,20 @@ def make_video(photos: Sequence[Path], *, seconds_each: float = 2.0, fps: int = 
 
 def asset_ids(session: Session) -> list[int]:
     return [a.id for a in session.query(Asset).order_by(Asset.id)]
+
+
+def photo_catalog(root: Path, paths: Iterable[Path]) -> tuple[dict[Path, int], bytes]:
+    """A SQLite catalog of `paths` under `root`, imported as `clearhouse assets import` does:
+    each path's asset id, and the synced Matcher pickled for worker processes."""
+    url = f"sqlite:///{root / 'catalog.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    store = BlobStore(root / "blobs")
+    ids: dict[Path, int] = {}
+    with make_session_factory(engine)() as session:
+        for path in paths:
+            ids[path] = add_photo(session, store, path).id
+        session.commit()
+        matcher = Matcher.load(session, index_dir=root / "index")
+    engine.dispose()
+    return ids, pickle.dumps(matcher)

@@ -19,11 +19,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from registry.catalog import BlobStore
-from registry.db import make_engine, make_session_factory, migrate
 from registry.fingerprint import Match, Matcher
 from tests.photos import photo_paths
-from tests.registry.fingerprint.helpers import DISTRACTORS, add_photo
+from tests.registry.fingerprint.helpers import DISTRACTORS, photo_catalog
 from tests.registry.fingerprint.transforms import TARGETS, TRANSFORMS
 
 # What this cascade achieved on this catalog (all at or above the targets).
@@ -49,19 +47,7 @@ def _match(image: Image.Image) -> list[Match]:
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[Path, int], bytes]]:
-    root = tmp_path_factory.mktemp("recall")
-    url = f"sqlite:///{root / 'catalog.db'}"
-    migrate(url)
-    engine = make_engine(url)
-    store = BlobStore(root / "blobs")
-    ids: dict[Path, int] = {}
-    with make_session_factory(engine)() as session:
-        for path in photo_paths():
-            ids[path] = add_photo(session, store, path).id
-        session.commit()
-        matcher = Matcher.load(session, index_dir=root / "index")
-    engine.dispose()
-    yield ids, pickle.dumps(matcher)
+    yield photo_catalog(tmp_path_factory.mktemp("recall"), photo_paths())
 
 
 @pytest.fixture(scope="module")

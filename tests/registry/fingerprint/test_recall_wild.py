@@ -29,8 +29,6 @@ from pathlib import Path
 
 import pytest
 
-from registry.catalog import BlobStore
-from registry.db import make_engine, make_session_factory, migrate
 from registry.fingerprint import Matcher
 from tests.art import (
     CATALOG_PORTRAITS,
@@ -42,7 +40,7 @@ from tests.art import (
     story,
 )
 from tests.photos import SHARED_FIXTURES, skimage_photo
-from tests.registry.fingerprint.helpers import add_photo
+from tests.registry.fingerprint.helpers import photo_catalog
 from tests.registry.fingerprint.transforms_wild import (
     ALPHA_ONLY,
     TARGET,
@@ -138,18 +136,7 @@ class Outcome:
 
 
 def build_catalog(root: Path) -> tuple[dict[Path, int], bytes]:
-    url = f"sqlite:///{root / 'catalog.db'}"
-    migrate(url)
-    engine = make_engine(url)
-    store = BlobStore(root / "blobs")
-    ids: dict[Path, int] = {}
-    with make_session_factory(engine)() as session:
-        for path in catalog_pictures():
-            ids[path] = add_photo(session, store, path).id
-        session.commit()
-        matcher = Matcher.load(session, index_dir=root / "index")
-    engine.dispose()
-    return ids, pickle.dumps(matcher)
+    return photo_catalog(root, catalog_pictures())
 
 
 def measure(ids: dict[Path, int], pool: ProcessPoolExecutor) -> dict[str, Outcome]:
