@@ -209,11 +209,7 @@ def pdq_recall(home: Path, queries: list[tuple[Path, int, str]], radius: int = 3
     t0 = time.perf_counter()
     lims1, _, ids1 = ours.range_search(q, radius + 1)
     ours_s = time.perf_counter() - t0
-    hits = total = 0
-    for i in range(len(q)):
-        want = set(ids0[lims0[i]:lims0[i + 1]].tolist())
-        total += len(want)
-        hits += len(want & set(ids1[lims1[i]:lims1[i + 1]].tolist()))
+    hits, total = _range_hits((lims0, ids0), (lims1, ids1), len(q))
     return {"pdq_hashes": len(codes), "probes": len(q), "true_pairs": total,
             "recall": hits / max(total, 1), "flat_ms_per_probe": 1000 * flat_s / len(q),
             "ours_ms_per_probe": 1000 * ours_s / len(q),
@@ -253,22 +249,10 @@ def clearance_rate(home: Path, folder: Path, workers: int) -> float:
 
 # --- 3. hash lookups at 10M -------------------------------------------------------------------
 
-# Multi-index hashing (faiss IndexBinaryMultiHash): 10 substrings of 24 bits, buckets within one
-# flipped bit probed. Not exact (a pair 31 bits apart can differ in 2+ bits of every substring),
-# measured 0.993 recall at 1M random codes; exact settings (16 x 16 bits, one flip) were slower
-# than the flat index here.
-MIH_HASHES, MIH_BITS, MIH_FLIPS = 10, 24, 1
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _recall(truth: tuple, got: tuple, queries: int) -> float:
+def _range_hits(truth: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndarray],
+                queries: int) -> tuple[int, int]:
+    """(pairs the exact range search found, how many of them `got` found too), from two
+    (lims, ids) range-search results over the same queries."""
     lims0, ids0 = truth
     lims1, ids1 = got
     hits = total = 0
@@ -276,12 +260,19 @@ def _recall(truth: tuple, got: tuple, queries: int) -> float:
         want = set(ids0[lims0[i]:lims0[i + 1]].tolist())
         total += len(want)
         hits += len(want & set(ids1[lims1[i]:lims1[i + 1]].tolist()))
+    return hits, total
+
+
+def _recall(truth: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndarray],
+            queries: int) -> float:
+    hits, total = _range_hits(truth, got, queries)
     return hits / max(total, 1)
 
 
 def hash_lookups(sizes: list[int], queries: int = 4000) -> list[dict[str, float]]:
-    """Flat (exact), our IVF, and multi-index hashing on random PDQ-sized codes: batched
-    lookups/s on 2 threads, range recall at <= 31 bits against the flat index, memory."""
+    """Flat (exact), our IVF, and multi-index hashing (`binary.MIH_*`: 10 substrings of 24 bits,
+    buckets one bit away) on random PDQ-sized codes: batched lookups/s on 2 threads, range
+    recall at <= 31 bits against the flat index, memory."""
     import faiss
 
     from registry.fingerprint.stages import binary
@@ -313,13 +304,11 @@ def hash_lookups(sizes: list[int], queries: int = 4000) -> list[dict[str, float]
                "nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe),
                "flat_mib": n * 32 / 2**20, "ivf_mib": binary.memory_bytes(ivf) / 2**20}
         del ivf
-        before = _rss_bytes()
+        before = rss_mib()
         t0 = time.perf_counter()
-        mih = faiss.IndexBinaryMultiHash(256, MIH_HASHES, MIH_BITS)
-        mih.nflip = MIH_FLIPS
-        mih.add(codes)
+        mih = binary.build(codes, flat_max=0, mih_above=0)  # what the hash stages build
         row["mih_build_s"] = time.perf_counter() - t0
-        row["mih_mib"] = (_rss_bytes() - before) / 2**20  # codes + hash tables (RSS growth)
+        row["mih_mib"] = rss_mib() - before  # codes + hash tables (RSS growth)
         t0 = time.perf_counter()
         lims2, _, ids2 = mih.range_search(q, 32)
         row["mih_per_s"] = queries / (time.perf_counter() - t0)
