@@ -17,7 +17,10 @@ game-like scenes; 1-2 MP JPEG queries, 95% unrelated). Nothing large is committe
    memory.
 
 Run: .venv/bin/python bench/bench_scale.py --data DIR [--steps 1000,10000] [--queries 400]
-     [--skip-clearance] [--hash-sizes 1000000,3000000,10000000]
+     [--baseline-queries 40,40,4] [--keep-steps DIR] [--skip-clearance]
+     [--hash-sizes 1000000,3000000,10000000]
+Again, later, the same queries on the kept steps side by side (alternating rounds):
+     .venv/bin/python bench/bench_scale.py --data DIR --requery DIR/step-1000 DIR/step-10000 HOME
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +42,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+IMPORT_CHUNK = 5000
 
 
 def rss_mib() -> float:
@@ -61,26 +66,50 @@ def import_step(home: Path, files: list[Path], workers: int) -> dict[str, float]
     engine = make_engine(url)
     store = BlobStore(home / "blobs")
     factory = make_session_factory(engine)
+    register_s = fingerprint_s = 0.0
+    errors = 0
+    # In chunks, each committed: a session holding 90,000 assets' keypoint rows until one
+    # commit would hold gigabytes, and a stopped run resumes from its last chunk.
+    for first in range(0, len(files), IMPORT_CHUNK):
+        chunk = files[first:first + IMPORT_CHUNK]
+        started = time.perf_counter()
+        with factory() as session:
+            holder = ensure_rightsholder(session, name="Bench Studio")
+            for path in chunk:
+                register_asset(session, store=store, data=path.read_bytes(), name=path.name,
+                               rightsholder=holder)
+            session.commit()
+        registered = time.perf_counter()
+        with factory() as session:
+            summary = rebuild_fingerprints(session, store=store, only_missing=True,
+                                           workers=workers)
+            session.commit()
+        fingerprinted = time.perf_counter()
+        register_s += registered - started
+        fingerprint_s += fingerprinted - registered
+        errors += len(summary.errors)
+        print(f"  imported {first + len(chunk)}/{len(files)} "
+              f"({(first + len(chunk)) / (register_s + fingerprint_s):.1f} assets/s)",
+              file=sys.stderr, flush=True)
     started = time.perf_counter()
-    with factory() as session:
-        holder = ensure_rightsholder(session, name="Bench Studio")
-        for path in files:
-            register_asset(session, store=store, data=path.read_bytes(), name=path.name,
-                           rightsholder=holder)
-        session.commit()
-    registered = time.perf_counter()
-    with factory() as session:
-        summary = rebuild_fingerprints(session, store=store, only_missing=True, workers=workers)
-        session.commit()
-    fingerprinted = time.perf_counter()
     with factory() as session:
         sync_index(session, home / "index")
     synced = time.perf_counter()
     engine.dispose()
-    return {"assets": len(files), "register_s": registered - started,
-            "fingerprint_s": fingerprinted - registered, "sync_s": synced - fingerprinted,
-            "assets_per_s": len(files) / (fingerprinted - started),
-            "errors": len(summary.errors)}
+    return {"assets": len(files), "register_s": register_s,
+            "fingerprint_s": fingerprint_s, "sync_s": synced - started,
+            "assets_per_s": len(files) / max(register_s + fingerprint_s, 1e-9),
+            "errors": errors}
+
+
+def snapshot(home: Path, dest: Path) -> None:
+    """A copy of the home's database and index as they are now (index files hard-linked:
+    segments are never changed once written, the manifest is replaced, not rewritten), to
+    query this step again later beside the others."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(home / "catalog.db", dest / "catalog.db")
+    shutil.rmtree(dest / "index", ignore_errors=True)
+    subprocess.run(["cp", "-al", str(home / "index"), str(dest / "index")], check=True)
 
 
 def imported_count(home: Path) -> int:
@@ -319,13 +348,36 @@ def hash_lookups(sizes: list[int], queries: int = 4000) -> list[dict[str, float]
     return out
 
 
+def requery(homes: list[Path], data: Path, queries: int, rounds: int) -> None:
+    """The same queries against several homes (one per catalog size), in alternating rounds
+    (A B C, C B A, ...) so that a change of the machine's load reaches every home alike."""
+    per_home: dict[Path, list[dict[str, object]]] = {h: [] for h in homes}
+    for r in range(rounds):
+        for home in (homes if r % 2 == 0 else list(reversed(homes))):
+            row = run_child(["--child-query", str(home), str(data), "ours",
+                             "--queries", str(queries)])
+            per_home[home].append(row)
+            print(json.dumps({"home": str(home), "round": r, **row}), flush=True)
+    for home, rows in per_home.items():
+        print(json.dumps({"home": str(home), "assets": rows[0]["assets"],
+                          "ms_unrelated": [round(float(str(r["ms_unrelated"])), 1) for r in rows],
+                          "ms_related": [round(float(str(r["ms_related"])), 1) for r in rows],
+                          "false_matches": [r["false_matches"] for r in rows]}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path)
     parser.add_argument("--steps", default="1000,10000")
     parser.add_argument("--queries", type=int, default=400)
-    parser.add_argument("--baseline-queries", type=int, default=60,
-                        help="queries for the exact baseline (its cost grows with the catalog)")
+    parser.add_argument("--baseline-queries", default="60",
+                        help="queries for the exact baseline (its cost grows with the catalog):"
+                        " one number, or one per step (e.g. 40,40,4)")
+    parser.add_argument("--keep-steps", type=Path,
+                        help="snapshot the home after each step into DIR/step-N")
+    parser.add_argument("--requery", type=Path, nargs="+",
+                        help="only query these homes again (snapshots), in alternating rounds")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-clearance", action="store_true")
     parser.add_argument("--home", type=Path, help="reuse this bench home (its assets stay)")
@@ -338,22 +390,30 @@ def main() -> None:
                                     exact=mode == "exact")))
         return
     results: dict[str, object] = {"steps": [], "hash": [], "throughput": None}
+    if args.requery:
+        requery(args.requery, args.data, args.queries, args.rounds)
+        return
     if args.data:
         with open(args.data / "catalog.csv") as fh:
             catalog = [args.data / "catalog" / r["file"] for r in csv.DictReader(fh)]
         home = args.home or Path(tempfile.mkdtemp(prefix="bench-scale-"))
         done = imported_count(home)
-        for step in (int(s) for s in args.steps.split(",")):
+        steps = [int(s) for s in args.steps.split(",")]
+        baseline = [int(b) for b in args.baseline_queries.split(",")]
+        for number, step in enumerate(steps):
+            base_q = baseline[min(number, len(baseline) - 1)]
             imported = import_step(home, catalog[done:step], args.workers)
             done = max(done, step)
+            if args.keep_steps and number < len(steps) - 1:
+                snapshot(home, args.keep_steps / f"step-{step}")
             ours = run_child(["--child-query", str(home), str(args.data), "ours",
                               "--queries", str(args.queries)])
             flat = run_child(["--child-query", str(home), str(args.data), "exact",
-                              "--queries", str(args.baseline_queries)])
-            if args.baseline_queries < args.queries:  # ours again on the baseline's queries
+                              "--queries", str(base_q)])
+            if base_q < args.queries:  # ours again on the baseline's queries
                 ours["same_queries"] = run_child([
                     "--child-query", str(home), str(args.data), "ours",
-                    "--queries", str(args.baseline_queries)])
+                    "--queries", str(base_q)])
             row = {"step": step, "import": imported, "ours": ours, "exact": flat,
                    "pdq_index": pdq_recall(home, read_queries(args.data, args.queries))}
             results["steps"].append(row)  # type: ignore[attr-defined]
