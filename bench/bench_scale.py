@@ -21,6 +21,7 @@ Run: .venv/bin/python bench/bench_scale.py --data DIR [--steps 1000,10000] [--qu
      [--hash-sizes 1000000,3000000,10000000]
 Again, later, the same queries on the kept steps side by side (alternating rounds):
      .venv/bin/python bench/bench_scale.py --data DIR --requery DIR/step-1000 DIR/step-10000 HOME
+and the throughput alone on a home: --data DIR --home HOME --throughput-only --hash-sizes ""
 """
 
 from __future__ import annotations
@@ -378,6 +379,8 @@ def main() -> None:
     parser.add_argument("--requery", type=Path, nargs="+",
                         help="only query these homes again (snapshots), in alternating rounds")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="with --home: only the clearance throughput on that catalog")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-clearance", action="store_true")
     parser.add_argument("--home", type=Path, help="reuse this bench home (its assets stay)")
@@ -398,7 +401,7 @@ def main() -> None:
             catalog = [args.data / "catalog" / r["file"] for r in csv.DictReader(fh)]
         home = args.home or Path(tempfile.mkdtemp(prefix="bench-scale-"))
         done = imported_count(home)
-        steps = [int(s) for s in args.steps.split(",")]
+        steps = [] if args.throughput_only else [int(s) for s in args.steps.split(",")]
         baseline = [int(b) for b in args.baseline_queries.split(",")]
         for number, step in enumerate(steps):
             base_q = baseline[min(number, len(baseline) - 1)]
