@@ -75,14 +75,16 @@ def home(request: Request, session: SessionDep, settings: SettingsDep,
 
 
 def _fingerprint_status(session: Session, asset_id: int) -> dict[str, Any]:
-    from registry.fingerprint import weak_assets
+    """Counts of this asset's fingerprints, and why it is weakly protectable (the reason
+    `clearhouse fingerprint status` gives) or None; queries this one asset only."""
+    from registry.fingerprint import weak_reasons
     from registry.fingerprint.models import Fingerprint, KeypointSet
 
     hashes = session.scalar(select(func.count(Fingerprint.id))
                             .where(Fingerprint.asset_id == asset_id)) or 0
     keypoints = session.scalar(select(func.max(KeypointSet.count))
                                .where(KeypointSet.asset_id == asset_id)) or 0
-    weak = bool(hashes) and asset_id in set(weak_assets(session))
+    weak = weak_reasons(session, [asset_id]).get(asset_id) if hashes else None
     return {"hashes": hashes, "keypoints": keypoints, "weak": weak}
 
 

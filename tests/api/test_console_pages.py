@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 import textwrap
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from registry.access import create_api_key
 from registry.catalog import ImportOptions, import_paths
 from registry.db import session_scope
 from registry.settings import Settings
 from tests.api.console_helpers import origin, sign_in
+from tests.art import CATALOG_PORTRAITS, portrait, require_art
 from tests.photos import skimage_photo
 
 SOON = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=10)).isoformat()
@@ -101,7 +104,7 @@ def test_the_decision_panel_explains_like_policy_explain(client: TestClient) -> 
     (asset_id,) = _import(client)
     page = client.get(f"/console/assets/{asset_id}")
     assert "harbor-lumen" in page.text and "hashes" in page.text
-    assert "weak asset" not in page.text
+    assert 'id="weak-flag"' not in page.text
     url = f"/console/assets/{asset_id}/decision"
     allowed = client.post(url, data={"csrf_token": csrf, "licensee": "Lumen AI",
                                      "use": "ai_training"}, headers=origin(client))
@@ -147,16 +150,57 @@ def test_the_audit_log_filters_by_action_and_date(client: TestClient) -> None:
     assert client.get("/console/audit?since=someday").status_code == 422
 
 
-def test_a_flat_picture_is_flagged_as_a_weak_asset(client: TestClient, tmp_path: Path) -> None:
-    from PIL import Image
+def _weak_flag(page: str) -> str | None:
+    """The text of the asset page's weak flag, or None when it has none."""
+    found = re.search(r'<span class="error" id="weak-flag">([^<]*)</span>', page)
+    return None if found is None else html.unescape(found.group(1))
 
+
+def _import_pictures(client: TestClient, tmp_path: Path,
+                     pictures: dict[str, Image.Image]) -> dict[str, int]:
     from registry.fingerprint import fingerprint_new_asset
 
+    paths = []
+    for name, picture in pictures.items():
+        paths.append(tmp_path / name)
+        picture.save(paths[-1])
+    results = import_paths(client.app.state.session_factory, client.app.state.store, paths,
+                           ImportOptions(rightsholder="Harbor Studio"),
+                           after_register=fingerprint_new_asset)
+    return {Path(r.path).name: r.asset_id for r in results if r.asset_id is not None}
+
+
+def _reasons(client: TestClient) -> dict[int, str]:
+    from registry.fingerprint import weak_reasons
+
+    with session_scope(client.app.state.session_factory) as session:
+        return weak_reasons(session)
+
+
+def test_a_flat_picture_is_flagged_with_the_reason_the_cli_gives(
+    client: TestClient, tmp_path: Path
+) -> None:
     _legal(client)
-    flat = tmp_path / "sky.png"
-    Image.new("RGB", (400, 300), (120, 160, 220)).save(flat)
-    (result,) = import_paths(client.app.state.session_factory, client.app.state.store, [flat],
-                             ImportOptions(rightsholder="Harbor Studio"),
-                             after_register=fingerprint_new_asset)
-    page = client.get(f"/console/assets/{result.asset_id}")
-    assert 'id="weak-flag"' in page.text
+    (photo,) = _import(client)
+    ids = _import_pictures(client, tmp_path,
+                           {"sky.png": Image.new("RGB", (400, 300), (120, 160, 220))})
+    reason = _reasons(client)[ids["sky.png"]]
+    assert reason.startswith("flat: best hash quality")
+    flag = _weak_flag(client.get(f"/console/assets/{ids['sky.png']}").text)
+    assert flag == f"weakly protectable: {reason}"
+    # A well-protected asset in the same catalog carries no flag.
+    assert _weak_flag(client.get(f"/console/assets/{photo}").text) is None
+
+
+def test_a_bare_silhouette_is_flagged_as_bare_art(client: TestClient, tmp_path: Path) -> None:
+    require_art()
+    _legal(client)
+    art = Image.open(portrait(CATALOG_PORTRAITS[1])).convert("RGBA")
+    shape = Image.new("RGBA", art.size, (40, 30, 60, 255))
+    shape.putalpha(art.getchannel("A"))
+    ids = _import_pictures(client, tmp_path, {"silhouette.png": shape, "portrait.png": art})
+    reason = _reasons(client)[ids["silhouette.png"]]
+    assert reason.startswith("bare art: ")
+    flag = _weak_flag(client.get(f"/console/assets/{ids['silhouette.png']}").text)
+    assert flag == f"weakly protectable: {reason}"
+    assert _weak_flag(client.get(f"/console/assets/{ids['portrait.png']}").text) is None
