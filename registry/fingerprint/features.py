@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from registry.fingerprint import keypoints
 from registry.fingerprint.base import DIHEDRAL_NAMES, Hash
@@ -111,24 +111,14 @@ def decode_visible(data: bytes, *, name: str, max_bytes: int = DEFAULT_MAX_BYTES
                    max_pixels: int = DEFAULT_MAX_PIXELS,
                    draft_size: tuple[int, int] | None = None
                    ) -> tuple[Image.Image, Image.Image | None]:
-    """Decode through the media loader (validation, limits, EXIF orientation) and, for a
+    """Decode once through the media loader (validation, limits, EXIF orientation) and, for a
     picture with transparency, keep it: `visible_content` of the decoded picture. Raises the
     media errors."""
     image = load_image(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels,
-                       draft_size=draft_size)
-    try:
-        with Image.open(io.BytesIO(data)) as header:
-            transparent = has_alpha(header)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        transparent = False
-    if not transparent:
+                       draft_size=draft_size, keep_alpha=True)
+    if image.mode != "RGBA":  # the loader keeps alpha only for pictures with transparency
         return image, None
-    # TODO(issue 11): the loader drops alpha (convert("RGB")); it validated these bytes above,
-    # so decoding them again here is safe. A `keep_alpha` option of load_image would save this.
-    with Image.open(io.BytesIO(data)) as again:
-        again.load()
-        oriented = ImageOps.exif_transpose(again)
-        return visible_content(oriented if oriented is not None else again)
+    return visible_content(image)
 
 
 def work_image(image: Image.Image, side: int = WORK_SIDE_PX) -> Image.Image:

@@ -45,6 +45,9 @@ VIDEO_MEDIA_TYPES: dict[str, str] = {
 
 ISOBMFF_IMAGE_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1")
 
+# Modes that carry an alpha channel; P, L and RGB pictures may name a transparent colour instead.
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+
 MediaKind = Literal["image", "video"]
 Source = Path | str | bytes
 
@@ -166,6 +169,13 @@ def _decode(image: Image.Image, name: str) -> Image.Image:
     return image
 
 
+def has_transparency(image: Image.Image) -> bool:
+    """True when the picture carries transparency: an alpha channel (even a fully opaque one),
+    or a transparent colour (PNG tRNS, GIF transparent index) of a P, L or RGB picture."""
+    return image.mode in ALPHA_MODES or (
+        image.mode in ("P", "L", "RGB") and "transparency" in image.info)
+
+
 def load_image(
     source: Source,
     *,
@@ -173,12 +183,16 @@ def load_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     draft_size: tuple[int, int] | None = None,
+    keep_alpha: bool = False,
 ) -> Image.Image:
     """Decode an image to RGB with EXIF orientation applied.
 
     `draft_size`: for JPEG, let the decoder scale down by 1/2..1/8 while decoding so that the result
     is still at least this size (Pillow's draft mode); hashes that work on 64-512 px images lose
     nothing and decoding gets several times faster. Other formats ignore it.
+    `keep_alpha`: a picture with transparency (`has_transparency`) comes back as RGBA instead
+    (a transparent colour becomes alpha 0), so that callers need not decode it a second time;
+    other pictures still come back as RGB.
     """
     label = _name(source, name)
     with _open_bytes(source, label, max_bytes) as stream:
@@ -192,6 +206,7 @@ def load_image(
             oriented = ImageOps.exif_transpose(image)
         except (OSError, ValueError, SyntaxError):  # broken EXIF: keep the pixels as stored
             oriented = image
-        rgb = oriented.convert("RGB") if oriented.mode != "RGB" else oriented.copy()
+        mode = "RGBA" if keep_alpha and has_transparency(oriented) else "RGB"
+        decoded = oriented.convert(mode) if oriented.mode != mode else oriented.copy()
         image.close()
-    return rgb
+    return decoded
