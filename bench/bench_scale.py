@@ -4,7 +4,8 @@ Data: `bench/prepare_catalog.py --out DIR --assets N` (real pictures from Debian
 game-like scenes; 1-2 MP JPEG queries, 95% unrelated). Nothing large is committed.
 
 1. Scale curve: the catalog grows in steps (e.g. 1,000 then 10,000 assets) in one SQLite home.
-   Per step: import rate (register + fingerprint in 2 worker processes, assets/s), index sync time
+   Per step: import rate (as `clearhouse assets import --workers 2`: fingerprints computed in 2
+   worker processes ahead of each file's transaction; assets/s), index sync time
    (the step's rows appended as segments), then in a fresh process: RSS of a loaded Matcher and
    its in-memory bytes per asset, ms per query (one thread) for unrelated items and for related
    ones, recall of the related ones and false matches. Baseline, same step, same process: the
@@ -57,50 +58,44 @@ def rss_mib() -> float:
 # --- 1. the scale curve ----------------------------------------------------------------------
 
 def import_step(home: Path, files: list[Path], workers: int) -> dict[str, float]:
-    """Register the files, then fingerprint them in a process pool; sync the index."""
-    from registry.catalog import BlobStore, ensure_rightsholder, register_asset
+    """Import the files as `clearhouse assets import --workers N` does (features computed in
+    worker processes ahead of each file's own register-and-store transaction), then sync the
+    index."""
+    from functools import partial
+
+    from registry.catalog import BlobStore
+    from registry.catalog.importer import ImportOptions, import_file
     from registry.db import make_engine, make_session_factory, migrate
-    from registry.fingerprint import rebuild_fingerprints, sync_index
+    from registry.fingerprint import sync_index
+    from registry.fingerprint.service import prepare_features, store_prepared_features
 
     url = f"sqlite:///{home / 'catalog.db'}"
     migrate(url)
     engine = make_engine(url)
     store = BlobStore(home / "blobs")
     factory = make_session_factory(engine)
-    register_s = fingerprint_s = 0.0
+    options = ImportOptions(rightsholder="Bench Studio")
+    import_s = 0.0
     errors = 0
-    # In chunks, each committed: a session holding 90,000 assets' keypoint rows until one
-    # commit would hold gigabytes, and a stopped run resumes from its last chunk.
+    # In chunks of files: a stopped run resumes (already imported files come back "existing").
     for first in range(0, len(files), IMPORT_CHUNK):
         chunk = files[first:first + IMPORT_CHUNK]
         started = time.perf_counter()
-        with factory() as session:
-            holder = ensure_rightsholder(session, name="Bench Studio")
-            for path in chunk:
-                register_asset(session, store=store, data=path.read_bytes(), name=path.name,
-                               rightsholder=holder)
-            session.commit()
-        registered = time.perf_counter()
-        with factory() as session:
-            summary = rebuild_fingerprints(session, store=store, only_missing=True,
-                                           workers=workers)
-            session.commit()
-        fingerprinted = time.perf_counter()
-        register_s += registered - started
-        fingerprint_s += fingerprinted - registered
-        errors += len(summary.errors)
+        prepared = prepare_features(chunk, workers=workers)
+        for path, features in zip(chunk, prepared, strict=True):
+            result = import_file(factory, store, path, options,
+                                 partial(store_prepared_features, features=features))
+            errors += result.status == "error"
+        import_s += time.perf_counter() - started
         print(f"  imported {first + len(chunk)}/{len(files)} "
-              f"({(first + len(chunk)) / (register_s + fingerprint_s):.1f} assets/s)",
-              file=sys.stderr, flush=True)
+              f"({(first + len(chunk)) / import_s:.1f} assets/s)", file=sys.stderr, flush=True)
     started = time.perf_counter()
     with factory() as session:
         sync_index(session, home / "index")
     synced = time.perf_counter()
     engine.dispose()
-    return {"assets": len(files), "register_s": register_s,
-            "fingerprint_s": fingerprint_s, "sync_s": synced - started,
-            "assets_per_s": len(files) / max(register_s + fingerprint_s, 1e-9),
-            "errors": errors}
+    return {"assets": len(files), "import_s": import_s, "sync_s": synced - started,
+            "assets_per_s": len(files) / max(import_s, 1e-9), "errors": errors}
 
 
 def snapshot(home: Path, dest: Path) -> None:
