@@ -58,6 +58,7 @@ class Outcome:
     total: int = 0
     false: list[tuple[str, int]] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
+    ranked_lower: list[str] = field(default_factory=list)  # misses naming the right asset later
     seconds_unrelated: list[float] = field(default_factory=list)  # distractor queries
 
     @property
@@ -78,6 +79,8 @@ def measure(name: str, ids: dict[Path, int], pool: ProcessPoolExecutor) -> Outco
             out.found += 1
         else:
             out.misses.append(path.name)
+            if any(m.asset_id == ids[path] for m in matches):
+                out.ranked_lower.append(path.name)
         out.false += [(path.name, m.asset_id) for m in matches if m.asset_id != ids[path]]
     for path, (matches, seconds) in zip(DISTRACTORS, results[len(photos):], strict=True):
         out.false += [(path.name, m.asset_id) for m in matches]

@@ -127,6 +127,7 @@ class Outcome:
     total: int = 0
     false: list[tuple[str, int]] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
+    ranked_lower: list[str] = field(default_factory=list)  # misses naming the right asset later
     seconds_unrelated: list[float] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)  # of the right matches
 
@@ -162,6 +163,8 @@ def measure(ids: dict[Path, int], pool: ProcessPoolExecutor) -> dict[str, Outcom
             outcome.kinds[matches[0][1]] = outcome.kinds.get(matches[0][1], 0) + 1
         else:
             outcome.misses.append(label)
+            if any(a == target for a, _ in matches):
+                outcome.ranked_lower.append(label)
         outcome.false += [(label, a) for a, _ in matches if a != target]
     return out
 
