@@ -21,9 +21,10 @@ hashes against the identity hash of every picture the test uses: catalog, distra
 backgrounds and collage tiles). A filler within 31 bits is that same picture already in the
 bench catalog (bench/prepare_catalog.py takes real pictures from wesnoth-1.16-data, the test
 art's package, and the PDQ sample photos): its match is right, and it is counted apart as
-"same picture". A test picture whose bytes are already in the home is that filler's asset
-(register_asset returns it), which then counts as a test asset. The last line is one JSON
-object with every figure.
+"same picture". Beside the recall, the recall counting a right asset named anywhere in the
+match list tells a filler ranked first from a lost match. A test picture whose bytes are
+already in the home is that filler's asset (register_asset returns it), which then counts as
+a test asset. The last line is one JSON object with every figure.
 
 Run: .venv/bin/python bench/bench_fillers.py --home HOME [--work DIR] [--only wild|classic]
      [--skip-baseline] [--data DIR] [--keep-work]
