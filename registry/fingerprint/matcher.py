@@ -39,7 +39,14 @@ from registry.fingerprint.index import (
     segments_of,
     sync_index,
 )
-from registry.fingerprint.regions import Box, content_box, crop, grid_cells, photo_boxes
+from registry.fingerprint.regions import (
+    Box,
+    canvas_blocks,
+    content_box,
+    crop,
+    grid_cells,
+    photo_boxes,
+)
 from registry.fingerprint.stages.base import (
     Match,
     MatchKind,
@@ -130,7 +137,8 @@ def query_windows(img: Image.Image) -> list[Window]:
     box = content_box(img)
     if box is not None:
         out.append(Window("trim", box, crop(img, box)))
-    for found in photo_boxes(img):
+    blocks = canvas_blocks(img)  # once, for photo boxes and blobs
+    for found in photo_boxes(img, blocks=blocks):
         if all(_overlap(found, w.box) < 0.9 for w in out):
             out.append(Window("box", found, crop(img, found)))
     cells = sorted(grid_cells(img), key=lambda b: -b[2] * b[3])[:MAX_TILES]
@@ -138,7 +146,8 @@ def query_windows(img: Image.Image) -> list[Window]:
         if all(_overlap(cell, w.box) < 0.9 for w in out):
             out.append(Window("tile", cell, crop(img, cell)))
     # Stage 2 only: blocks that fill less of their box (art or a cut-out on a page).
-    for found in photo_boxes(img, min_fill=BLOB_MIN_FILL, max_aspect=BLOB_MAX_ASPECT):
+    for found in photo_boxes(img, min_fill=BLOB_MIN_FILL, max_aspect=BLOB_MAX_ASPECT,
+                             blocks=blocks):
         if all(_overlap(found, w.box) < 0.9 for w in out):
             out.append(Window("blob", found, crop(img, found)))
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from registry.fingerprint.regions import content_box, photo_boxes, windows
+from registry.fingerprint.regions import canvas_blocks, content_box, photo_boxes, windows
 from tests.photos import skimage_photo
 from tests.registry.fingerprint.transforms import letterbox, screenshot
 
@@ -33,3 +33,17 @@ def test_a_photo_pasted_on_a_page_is_found_as_a_box() -> None:
     x, y, w, h = boxes[0]
     assert abs(w - 360) <= 4 and abs(h - 240) <= 4 and x > page.width / 3 and y > 0
     assert photo_boxes(photo) == []
+
+
+def test_the_canvas_blocks_computed_once_give_the_same_boxes_and_blobs() -> None:
+    # The matcher finds a query's photo boxes and its blobs (lower fill) from one pass.
+    photo = Image.open(skimage_photo("coffee.png")).convert("RGB")
+    art = Image.open(skimage_photo("astronaut.png")).convert("RGB").resize((160, 160))
+    page = screenshot(photo)
+    page.paste(art, (10, 10), Image.new("L", art.size, 255).resize((160, 160)))
+    blocks = canvas_blocks(page)
+    assert len(blocks) >= 2
+    for fill, aspect in ((0.6, None), (0.3, 4.0)):
+        assert photo_boxes(page, min_fill=fill, max_aspect=aspect, blocks=blocks) == \
+            photo_boxes(page, min_fill=fill, max_aspect=aspect)
+    assert canvas_blocks(photo) == []
