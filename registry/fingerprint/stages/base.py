@@ -120,6 +120,9 @@ class Probe:
     windows: list[Window] = field(default_factory=list)
     # Assets that a non-decisive signal (pHash) named: stage 2 verifies them too.
     hints: list[int] = field(default_factory=list)
+    # Those of `hints` named by a window covering most of the query (the whole picture, its
+    # trimmed content): the asset fills the query, so SIFT checks it at the catalog's scale.
+    whole_hints: set[int] = field(default_factory=set)
     # The query carried transparency and was composited on the neutral grey the catalog's art
     # was hashed on (so its hashes compare with the art's).
     on_neutral: bool = False

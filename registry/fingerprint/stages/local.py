@@ -201,7 +201,7 @@ class _LocalIndex(StageIndex):
         if len(query) < 8:
             return {}
         best: dict[int, Match] = {}
-        sift: dict[bool, tuple[KeypointSet, np.ndarray]] = {}
+        sift: dict[tuple[bool, bool], tuple[KeypointSet, np.ndarray]] = {}
         voted = self.candidates(query, min_votes=WINDOW_MIN_VOTES if probe.window else MIN_VOTES)
         seen = {(id(c.segment), c.set_no) for c in voted}
         extra = [c for c in self.hinted(probe.hints, query)
@@ -213,7 +213,8 @@ class _LocalIndex(StageIndex):
         return best
 
     def _verify(self, probe: Probe, query: KeypointSet, cand: _Candidate,
-                sift: dict[bool, tuple[KeypointSet, np.ndarray]]) -> Match | None:
+                sift: dict[tuple[bool, bool], tuple[KeypointSet, np.ndarray]]
+                ) -> Match | None:
         seg, set_no = cand.segment, cand.set_no
         row = int(seg.set_row[set_no])
         mirrored = bool(seg.set_mirror[set_no])
@@ -223,13 +224,15 @@ class _LocalIndex(StageIndex):
         if check is None and len(query) >= ORB_FEW_KEYPOINTS and not cand.hinted:
             return None
         if check is None or check.inliers < ORB_ACCEPT_INLIERS:
-            # ORB is not sure: SIFT decides (the mirrored case flips the query instead).
-            if mirrored not in sift:
+            # ORB is not sure: SIFT decides (the mirrored case flips the query instead). An
+            # asset that a hint says fills the query is checked at the catalog's scale.
+            whole = cand.hinted and int(seg.row_asset[row]) in probe.whole_hints
+            if (mirrored, whole) not in sift:
                 image = probe.work.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirrored \
                     else probe.work
-                keys = keypoints.extract(image, query=True)
-                sift[mirrored] = (keys, keypoints.root_sift(keys.descriptors))
-            qsift, qroot = sift[mirrored]
+                keys = keypoints.extract(image, query=not whole)
+                sift[(mirrored, whole)] = (keys, keypoints.root_sift(keys.descriptors))
+            qsift, qroot = sift[(mirrored, whole)]
             asset_sift = seg.sift_keys(row)
             strict = keypoints.verify(qsift, qroot, asset_sift,
                                       keypoints.root_sift(asset_sift.descriptors))
