@@ -151,6 +151,7 @@ def query_step(home: Path, queries: list[tuple[Path, int, str]], exact: bool) ->
     loaded = rss_mib()
     times: dict[int, list[float]] = {0: [], 1: []}
     found = false = errors = 0
+    detail: list[dict[str, object]] = []
     for path, related, catalog_file in queries:
         t0 = time.perf_counter()
         result = matcher.match_file(path, name=str(path))
@@ -159,6 +160,8 @@ def query_step(home: Path, queries: list[tuple[Path, int, str]], exact: bool) ->
         if result.error:
             print(result.error, file=sys.stderr)
         got = [Path(names.get(m.asset_id) or "").name for m in result.matches]
+        if got:  # which files, to judge them against the data's sources (shared tiles, sprites)
+            detail.append({"query": path.name, "expected": catalog_file, "got": got[:5]})
         if related:
             found += bool(got) and got[0] == catalog_file
             false += sum(1 for g in got if g != catalog_file)
@@ -174,6 +177,7 @@ def query_step(home: Path, queries: list[tuple[Path, int, str]], exact: bool) ->
         "ms_related": 1000 * float(np.mean(times[1])) if times[1] else 0.0,
         "recall": found / max(1, len(times[1])), "related": len(times[1]),
         "unrelated": len(times[0]), "false_matches": false, "errors": errors,
+        "matched": detail,
     }
 
 
