@@ -47,3 +47,15 @@ def test_the_canvas_blocks_computed_once_give_the_same_boxes_and_blobs() -> None
         assert photo_boxes(page, min_fill=fill, max_aspect=aspect, blocks=blocks) == \
             photo_boxes(page, min_fill=fill, max_aspect=aspect)
     assert canvas_blocks(photo) == []
+
+
+def test_a_photo_on_a_grey_or_beige_page_is_found_as_a_box() -> None:
+    # The canvas colour packs 18 bits: in int16 a mid-grey page was read as another colour.
+    photo = Image.open(skimage_photo("coffee.png")).convert("RGB").resize((300, 200))
+    for colour in ((128, 128, 128), (236, 222, 196), (90, 140, 200)):
+        page = Image.new("RGB", (900, 700), colour)
+        page.paste(photo, (420, 300))
+        boxes = photo_boxes(page)
+        assert boxes, colour
+        x, y, w, h = boxes[0]
+        assert abs(x - 420) <= 6 and abs(y - 300) <= 6 and abs(w - 300) <= 8 and abs(h - 200) <= 8
