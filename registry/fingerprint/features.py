@@ -30,7 +30,12 @@ from registry.fingerprint import keypoints
 from registry.fingerprint.base import DIHEDRAL_NAMES, Hash
 from registry.fingerprint.regions import Box, crop, windows
 from registry.fingerprint.signals import installed_signal_types
-from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
+from registry.media.loader import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    has_transparency,
+    load_image,
+)
 from registry.media.video import sample_frames
 
 # Longest side of the picture keypoints are taken from (queries rescale it again).
@@ -86,9 +91,9 @@ class AssetFeatures:
 
 
 def has_alpha(image: Image.Image) -> bool:
-    """True when the picture carries transparency (an alpha channel or a transparent colour)."""
-    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        image.mode in ("P", "L", "RGB") and "transparency" in image.info)
+    """True when the picture carries transparency (an alpha channel or a transparent colour):
+    the loader's own test (`keep_alpha` keeps exactly these)."""
+    return has_transparency(image)
 
 
 def visible_content(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -86,3 +87,19 @@ def photo_catalog(root: Path, paths: Iterable[Path]) -> tuple[dict[Path, int], b
         matcher = Matcher.load(session, index_dir=root / "index")
     engine.dispose()
     return ids, pickle.dumps(matcher)
+
+
+@dataclass
+class RecallOutcome:
+    """What a recall test measured for one transform."""
+
+    found: int = 0
+    total: int = 0
+    false: list[tuple[str, int]] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+    ranked_lower: list[str] = field(default_factory=list)  # misses naming the right asset later
+    seconds_unrelated: list[float] = field(default_factory=list)  # distractor queries
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.total if self.total else 0.0

@@ -16,7 +16,6 @@ import pickle
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from PIL import Image
 
 from registry.fingerprint import Match, Matcher
 from tests.photos import photo_paths
-from tests.registry.fingerprint.helpers import DISTRACTORS, photo_catalog
+from tests.registry.fingerprint.helpers import DISTRACTORS, RecallOutcome, photo_catalog
 from tests.registry.fingerprint.transforms import TARGETS, TRANSFORMS
 
 # What this cascade achieved on this catalog (all at or above the targets).
@@ -52,18 +51,7 @@ def _match(image: Image.Image) -> tuple[list[Match], float]:
     return found, time.perf_counter() - start
 
 
-@dataclass
-class Outcome:
-    found: int = 0
-    total: int = 0
-    false: list[tuple[str, int]] = field(default_factory=list)
-    misses: list[str] = field(default_factory=list)
-    ranked_lower: list[str] = field(default_factory=list)  # misses naming the right asset later
-    seconds_unrelated: list[float] = field(default_factory=list)  # distractor queries
-
-    @property
-    def recall(self) -> float:
-        return self.found / self.total if self.total else 0.0
+Outcome = RecallOutcome
 
 
 def measure(name: str, ids: dict[Path, int], pool: ProcessPoolExecutor) -> Outcome:

@@ -40,7 +40,7 @@ from tests.art import (
     story,
 )
 from tests.photos import SHARED_FIXTURES, skimage_photo
-from tests.registry.fingerprint.helpers import photo_catalog
+from tests.registry.fingerprint.helpers import RecallOutcome, photo_catalog
 from tests.registry.fingerprint.transforms_wild import (
     ALPHA_ONLY,
     TARGET,
@@ -122,18 +122,8 @@ def _query(job: tuple[str, str]) -> tuple[list[tuple[int, str]], float]:
 
 
 @dataclass
-class Outcome:
-    found: int = 0
-    total: int = 0
-    false: list[tuple[str, int]] = field(default_factory=list)
-    misses: list[str] = field(default_factory=list)
-    ranked_lower: list[str] = field(default_factory=list)  # misses naming the right asset later
-    seconds_unrelated: list[float] = field(default_factory=list)
+class Outcome(RecallOutcome):
     kinds: dict[str, int] = field(default_factory=dict)  # of the right matches
-
-    @property
-    def recall(self) -> float:
-        return self.found / self.total if self.total else 0.0
 
 
 def build_catalog(root: Path) -> tuple[dict[Path, int], bytes]:
