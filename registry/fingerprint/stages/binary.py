@@ -32,6 +32,7 @@ import faiss
 import numpy as np
 
 FLAT_MAX_CODES = 20_000
+ADD_CHUNK = 1_000_000
 CODES_PER_LIST = 1_000
 # Above this many lists the coarse step itself (every query code against every centroid) costs
 # more than the lists: the centroids go in an HNSW graph instead (logarithmic).
@@ -79,7 +80,6 @@ def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
     flat_max = FLAT_MAX_CODES if flat_max is None else flat_max
     n, width = codes.shape
     bits = width * 8
-    codes = np.ascontiguousarray(codes, dtype=np.uint8)
     if n < flat_max:
         index: Any = faiss.IndexBinaryFlat(bits)
     elif mih_above is not None and n >= mih_above and bits >= MIH_HASHES * MIH_BITS:
@@ -90,14 +90,15 @@ def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
         rng = np.random.default_rng(seed)
         quantizer: Any = faiss.IndexBinaryHNSW(bits, HNSW_NEIGHBOURS) \
             if nlist > HNSW_ABOVE_LISTS else faiss.IndexBinaryFlat(bits)
-        quantizer.add(codes[np.sort(rng.choice(n, nlist, replace=False))])
+        quantizer.add(np.ascontiguousarray(codes[np.sort(rng.choice(n, nlist, replace=False))],
+                                          dtype=np.uint8))
         index = faiss.IndexBinaryIVF(quantizer, bits, nlist)
         index.is_trained = True
         index.own_fields = True
         quantizer.this.disown()  # the IVF index frees it
         index.nprobe = probe_count(nlist)
-    if n:
-        index.add(codes)
+    for start in range(0, n, ADD_CHUNK):  # `codes` may be memory-mapped: read a chunk at a time
+        index.add(np.ascontiguousarray(codes[start:start + ADD_CHUNK], dtype=np.uint8))
     return index
 
 

@@ -87,6 +87,33 @@ def _orb_confidence(inliers: int) -> float:
     return min(1.0, 0.5 + 0.5 * (inliers - ORB_ACCEPT_INLIERS + 1) / 60)
 
 
+class _NpyAppender:
+    """Writes an .npy file of rows appended one array at a time, without holding them: the
+    header is written again with the final row count on `close` (an .npy header is padded to
+    a fixed size, so it is rewritten in place)."""
+
+    def __init__(self, path: Path, dtype: Any, tail: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.tail, self.rows = path, np.dtype(dtype), tail, 0
+        self.file = path.open("wb")
+        self.data_at = self._header()
+
+    def _header(self) -> int:
+        self.file.seek(0)
+        np.lib.format.write_array_header_1_0(self.file, {
+            "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+            "shape": (self.rows, *self.tail)})
+        return self.file.tell()
+
+    def append(self, rows: np.ndarray) -> None:
+        self.file.write(np.ascontiguousarray(rows, self.dtype).reshape(-1, *self.tail).tobytes())
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        if self._header() != self.data_at:
+            raise RuntimeError(f"{self.path}: the .npy header changed size")
+        self.file.close()
+
+
 class _Segment:
     """One segment's ORB index (in memory) and verification data (memory-mapped)."""
 
@@ -278,10 +305,15 @@ class LocalStage(Stage):
                    KeypointRow.id <= upto)
             .order_by(KeypointRow.id)
             .execution_options(yield_per=_ROWS_PER_BATCH))
+        # Per row and per keypoint set: a few numbers, kept in lists. The keypoint arrays go to
+        # their files as the rows are read: a 90,000-asset segment's SIFT descriptors alone are
+        # 6.9 GB, which collected in memory and then concatenated took twice that (RESULTS.md).
         t: dict[str, list[Any]] = {name: [] for name in (
             "set_row", "set_mirror", "set_start", "set_count", "row_asset", "row_time",
-            "row_size", "row_sift_start", "row_sift_count", "orb_xy", "orb_d", "sift_xy",
-            "sift_d", "owner")}
+            "row_size", "row_sift_start", "row_sift_count")}
+        arrays = {name: _NpyAppender(folder / f"{name}.npy", dtype, tail) for name, dtype, tail in (
+            ("owner", np.int32, ()), ("orb_xy", np.float32, (2,)), ("orb_d", np.uint8, (32,)),
+            ("sift_xy", np.float32, (2,)), ("sift_d", np.uint8, (128,)))}
         orb_total = sift_total = 0
         for row_no, r in enumerate(rows):
             feats = LocalFeatures.from_bytes(bytes(r.data))
@@ -290,30 +322,22 @@ class LocalStage(Stage):
             t["row_size"].append((feats.sift.width, feats.sift.height))
             t["row_sift_start"].append(sift_total)
             t["row_sift_count"].append(len(feats.sift))
-            t["sift_xy"].append(feats.sift.xy)
-            t["sift_d"].append(feats.sift.descriptors)
+            arrays["sift_xy"].append(feats.sift.xy)
+            arrays["sift_d"].append(feats.sift.descriptors)
             sift_total += len(feats.sift)
             for mirrored, keys in ((False, feats.orb), (True, feats.orb_mirror)):
-                t["owner"].append(np.full(len(keys), len(t["set_row"]), np.int32))
+                arrays["owner"].append(np.full(len(keys), len(t["set_row"]), np.int32))
                 t["set_row"].append(row_no)
                 t["set_mirror"].append(mirrored)
                 t["set_start"].append(orb_total)
                 t["set_count"].append(len(keys))
-                t["orb_xy"].append(keys.xy)
-                t["orb_d"].append(keys.descriptors)
+                arrays["orb_xy"].append(keys.xy)
+                arrays["orb_d"].append(keys.descriptors)
                 orb_total += len(keys)
-
-        def joined(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-            parts = t[name]
-            return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
-
-        orb_d = joined("orb_d", (0, 32), np.uint8)
+        for appender in arrays.values():
+            appender.close()
+        orb_d = np.load(folder / "orb_d.npy", mmap_mode="r")
         binary.write(binary.build(orb_d, per_list=ORB_CODES_PER_LIST), folder / "index.faiss")
-        np.save(folder / "owner.npy", joined("owner", (0,), np.int32))
-        np.save(folder / "orb_xy.npy", joined("orb_xy", (0, 2), np.float32))
-        np.save(folder / "orb_d.npy", orb_d)
-        np.save(folder / "sift_xy.npy", joined("sift_xy", (0, 2), np.float32))
-        np.save(folder / "sift_d.npy", joined("sift_d", (0, 128), np.uint8))
         np.savez(folder / "sets.npz",
                  set_row=np.array(t["set_row"], np.int32),
                  set_mirror=np.array(t["set_mirror"], bool),
