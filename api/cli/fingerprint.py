@@ -139,7 +139,7 @@ def rebuild(
             err_console.print(f"[red]error[/] asset {asset_id}: {error}", highlight=False)
         console.print(f"fingerprinted {summary.assets} asset(s): {summary.hashes} hashes, "
                       f"{summary.keypoints} keypoints; {len(summary.weak)} weakly protectable "
-                      f"(flat, few features); index {generation}")
+                      f"(flat or bare art: see fingerprint status); index {generation}")
     if summary.errors:
         raise typer.Exit(1)
 

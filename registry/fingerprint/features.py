@@ -81,13 +81,42 @@ class AssetFeatures:
     keypoint_sets: list[KeypointRecord] = field(default_factory=list)
 
     @property
-    def weak(self) -> bool:
-        """True when nothing robust could be extracted (flat or near-contentless picture)."""
-        gates = {s.name: s for s in installed_signal_types() if s.gates_query}
-        usable = any(h.signal in gates and h.quality >= gates[h.signal].quality_threshold
-                     for h in self.hashes)
+    def weak_reason(self) -> str | None:
+        """Why nothing robust could be extracted (`weak_reason`), or None."""
+        gates = [s for s in installed_signal_types() if s.gates_query]
+        best: int | None = None
+        usable = False
+        for h in self.hashes:
+            for gate in gates:
+                if h.signal == gate.name:
+                    best = max(best or 0, h.quality)
+                    usable |= h.quality >= gate.quality_threshold
         most_keys = max((len(k.keys.sift) for k in self.keypoint_sets), default=0)
-        return not usable and most_keys < WEAK_KEYPOINTS
+        art = any(h.region.startswith("art/") for h in self.hashes)
+        return weak_reason(usable=usable, best_quality=best, art=art, keypoints=most_keys)
+
+    @property
+    def weak(self) -> bool:
+        return self.weak_reason is not None
+
+
+def weak_reason(*, usable: bool, best_quality: int | None, art: bool, keypoints: int
+                ) -> str | None:
+    """The one rule for weak assets (`protection.weak_reasons` reads the same facts from the
+    database): flat when no gating hash reaches its quality gate and it has few keypoints;
+    bare art when it is art with transparency and few keypoints inside its visible content."""
+    if keypoints >= WEAK_KEYPOINTS:
+        return None
+    if not usable:
+        gate = " / ".join(f"{s.name} quality {s.quality_threshold}"
+                          for s in installed_signal_types() if s.gates_query)
+        shown = "none" if best_quality is None else str(best_quality)
+        return (f"flat: best hash quality {shown} (gate: {gate}) and {keypoints} keypoints "
+                f"(< {WEAK_KEYPOINTS})")
+    if art:
+        return (f"bare art: {keypoints} keypoints inside its visible content "
+                f"(< {WEAK_KEYPOINTS}); its hashes find it only on a plain background")
+    return None
 
 
 def has_alpha(image: Image.Image) -> bool:

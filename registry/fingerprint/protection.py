@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from registry.fingerprint.features import WEAK_KEYPOINTS
+from registry.fingerprint.features import weak_reason
 from registry.fingerprint.keypoints import KEYPOINT_VERSION
 from registry.fingerprint.models import Fingerprint, KeypointSet
 from registry.fingerprint.signals import installed_signal_types
@@ -56,19 +56,10 @@ def weak_reasons(session: Session, asset_ids: Iterable[int] | None = None) -> di
         .group_by(KeypointSet.asset_id))}
     reasons: dict[int, str] = {}
     for asset_id in sorted(set(quality) | set(keys)):
-        best = quality.get(asset_id)
-        count = keys.get(asset_id, 0)
-        if count >= WEAK_KEYPOINTS:
-            continue
-        if asset_id not in usable:
-            gate = " / ".join(f"{s.name} quality {s.quality_threshold}" for s in gates.values())
-            shown = "none" if best is None else str(best)
-            reasons[asset_id] = (f"flat: best hash quality {shown} (gate: {gate}) and "
-                                 f"{count} keypoints (< {WEAK_KEYPOINTS})")
-        elif asset_id in art:
-            reasons[asset_id] = (f"bare art: {count} keypoints inside its visible content "
-                                 f"(< {WEAK_KEYPOINTS}); its hashes find it only on a plain "
-                                 "background")
+        why = weak_reason(usable=asset_id in usable, best_quality=quality.get(asset_id),
+                          art=asset_id in art, keypoints=keys.get(asset_id, 0))
+        if why is not None:
+            reasons[asset_id] = why
     return reasons
 
 

@@ -15,7 +15,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, false, insert, or_, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from registry.catalog.blobs import BlobStore
@@ -24,7 +24,6 @@ from registry.errors import RegistryError
 from registry.fingerprint.features import AssetFeatures, media_features, path_features
 from registry.fingerprint.matcher import Matcher, MatchResult
 from registry.fingerprint.models import Fingerprint, KeypointSet
-from registry.fingerprint.signals import installed_signal_types
 from registry.media import probe
 
 # Below this many files a pool costs more to start than it saves.
@@ -172,21 +171,11 @@ def rebuild_fingerprints(
 
 
 def weak_assets(session: Session) -> list[int]:
-    """Assets with nothing robust to match on: no hash of a gating signal (PDQ) at or above its
-    quality gate and fewer than `WEAK_KEYPOINTS` SIFT keypoints in every keypoint set (flat or
-    near-contentless pictures)."""
-    from registry.fingerprint.features import WEAK_KEYPOINTS
+    """Assets with nothing robust to match on (flat pictures, bare art): the ids of
+    `protection.weak_reasons`."""
+    from registry.fingerprint.protection import weak_reasons
 
-    strong_hash = select(Fingerprint.asset_id).where(or_(false(), *(
-        (Fingerprint.signal == s.name) & (Fingerprint.quality >= s.quality_threshold)
-        for s in installed_signal_types() if s.gates_query)))
-    strong_keys = select(KeypointSet.asset_id).where(KeypointSet.count >= WEAK_KEYPOINTS)
-    fingerprinted = select(Fingerprint.asset_id)
-    query = (select(Asset.id)
-             .where(Asset.id.in_(fingerprinted), ~Asset.id.in_(strong_hash),
-                    ~Asset.id.in_(strong_keys))
-             .order_by(Asset.id))
-    return list(session.scalars(query))
+    return sorted(weak_reasons(session))
 
 
 # --- batch matching in worker processes ------------------------------------------------------

@@ -10,7 +10,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from registry.catalog import BlobStore, ensure_rightsholder, register_asset
-from registry.fingerprint import fingerprint_new_asset, stale_assets, weak_reasons
+from registry.fingerprint import (
+    fingerprint_new_asset,
+    rebuild_fingerprints,
+    stale_assets,
+    weak_assets,
+    weak_reasons,
+)
 from registry.fingerprint.models import Fingerprint
 from tests.art import CATALOG_PORTRAITS, portrait, require_art
 from tests.photos import skimage_photo
@@ -48,6 +54,19 @@ def test_flat_pictures_and_bare_silhouettes_are_weak_with_the_reason_and_real_ar
     assert reasons[shape].startswith("bare art: ") and "plain background" in reasons[shape]
     assert weak_reasons(session, [art, photo, shape]) == {shape: reasons[shape]}
     assert weak_reasons(session, []) == {}
+
+
+def test_the_weak_list_the_rebuild_summary_and_the_reasons_agree_on_bare_art(
+    session: Session, store: BlobStore
+) -> None:
+    require_art()
+    sky = _import(session, store, Image.new("RGB", (400, 300), (120, 160, 210)), "sky.png")
+    shape = _import(session, store, _silhouette(CATALOG_PORTRAITS[1]), "silhouette.png")
+    add_photo(session, store, portrait(CATALOG_PORTRAITS[1]))
+    session.commit()
+    assert weak_assets(session) == sorted(weak_reasons(session)) == sorted([sky, shape])
+    summary = rebuild_fingerprints(session, store=store, workers=1)
+    assert summary.weak == [sky, shape]  # the bare silhouette too, not only the flat sky
 
 
 def test_fingerprints_of_an_older_version_are_listed_as_stale(
