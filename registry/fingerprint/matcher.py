@@ -190,16 +190,6 @@ def _covers_query(probe: Probe, region: tuple[int, int, int, int] | None) -> boo
     return region[2] * region[3] >= WHOLE_HINT_COVERAGE * width * height
 
 
-def _part_against_part(match: Match) -> bool:
-    """A hash hit between a window of the query (a collage cell, a photo box) and a crop window
-    of the asset: two small parts of two pictures, often near-flat blocks (a flag's field and a
-    dark scene's corner met at 6 bits on the bench catalog). Such a hit decides nothing: stage 2
-    verifies the asset, and it is dropped when stage 2 cannot."""
-    transform = match.transform or ""
-    return transform.startswith("crop") and ("+collage" in transform
-                                             or "+embedded" in transform)
-
-
 class Matcher:
     """Runs the stages over one manifest of the index. Build with `Matcher.load` (syncs the index
     with the database first) or `Matcher.open` (disk only, for workers)."""
@@ -319,7 +309,10 @@ class Matcher:
             for match in found:
                 if not decisive:
                     keep_best(hints, match)
-                elif stage.name.startswith("hash.") and _part_against_part(match):
+                elif match.part_against_part:
+                    # Two small parts of two pictures, often near-flat blocks (a flag's field
+                    # and a dark scene's corner met at 6 bits on the bench catalog): only a
+                    # candidate, which stage 2 verifies or drops.
                     keep_best(unsure, match)
                 elif (threshold is not None and stage.name.startswith("hash.")
                       and match.distance > threshold - SIMILAR_BAND_BITS):

@@ -74,6 +74,9 @@ class Match:
     # asset, or of its mirror image for a mirrored copy) in the query's pixels, as x0, y0, ...
     # x3, y3; not clipped to the query (a crop's outline reaches beyond it).
     outline: tuple[float, ...] | None = None
+    # A hash hit between a part of the query (a collage cell, a photo box or blob) and a crop
+    # window of the asset (`Matcher` lets such a hit only name a candidate for stage 2).
+    part_against_part: bool = field(default=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -175,7 +175,9 @@ class HashIndex(StageIndex):
         return Match(asset_id, self.assets.sha256(asset_id), self.signal.name, d,
                      hash_confidence(d, self.threshold),
                      (round(x * sx), round(y * sy), round(w * sx), round(h * sy)),
-                     t, transform, asset_time_s=t)
+                     t, transform, asset_time_s=t,
+                     part_against_part=kind not in ("full", "art")
+                     and window.label in ("tile", "box", "blob"))
 
 
 class HashStage(Stage):

@@ -9,27 +9,46 @@ pictures. Such hits now only name candidates for stage 2; the whole asset in a c
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from registry.fingerprint.matcher import _part_against_part
-from registry.fingerprint.stages.base import Match
+from PIL import Image
+from sqlalchemy.orm import Session
+
+from registry.catalog import BlobStore
+from registry.fingerprint import Matcher
+from registry.fingerprint.stages.base import Window
+from registry.fingerprint.stages.hashes import HashIndex
+from tests.photos import skimage_photo
+from tests.registry.fingerprint.helpers import add_photo
+
+# (query window, what the matcher reports where the asset's stored hash is whole / a crop)
+CASES = [
+    ("tile", "collage", "crop+collage"),
+    ("box", "embedded", "crop+embedded"),
+    ("blob", "embedded", "crop+embedded"),
+    ("full", "identity", "crop"),
+    ("trim", "padding", "crop+padding"),
+]
 
 
-def _hit(transform: str) -> Match:
-    return Match(1, "ab" * 32, "pdq", 6, 0.9, (0, 0, 10, 10), None, transform)
-
-
-@pytest.mark.parametrize(("transform", "part"), [
-    ("crop+collage", True),
-    ("crop+embedded", True),
-    ("crop+flip_h+embedded", True),
-    ("collage", False),  # the whole asset as a collage cell
-    ("embedded", False),  # the whole asset in a photo box
-    ("flip_h+embedded", False),
-    ("crop", False),  # the whole query against a crop window of the asset
-    ("crop+padding", False),  # the query without its borders against a crop window
-    ("identity", False),
-])
 def test_only_a_query_window_against_an_asset_crop_window_is_a_part_hit(
-        transform: str, part: bool) -> None:
-    assert _part_against_part(_hit(transform)) is part
+    session: Session, store: BlobStore, home: Path
+) -> None:
+    add_photo(session, store, skimage_photo("coffee.png"))
+    session.commit()
+    matcher = Matcher.load(session, index_dir=home / "index")
+    index = matcher._indexes["hash.pdq"]
+    assert isinstance(index, HashIndex)
+    segment = index.segments[0]
+    whole = next(r for r, name in enumerate(segment.region_names) if name == "full/identity")
+    crop = next(r for r, name in enumerate(segment.region_names) if name.startswith("w"))
+    rows = {kind: int((segment.regions == r).nonzero()[0][0])
+            for kind, r in (("whole", whole), ("crop", crop))}
+    cell = Image.new("RGB", (64, 64))
+    for label, of_whole, of_crop in CASES:
+        window = Window(label, (0, 0, 64, 64), cell)
+        hit = index._match(segment, rows["whole"], 6, window, "identity", (1.0, 1.0))
+        assert (hit.transform, hit.part_against_part) == (of_whole, False), label
+        hit = index._match(segment, rows["crop"], 6, window, "identity", (1.0, 1.0))
+        assert hit.transform == of_crop, label
+        assert hit.part_against_part is (label in ("tile", "box", "blob")), label
