@@ -73,10 +73,12 @@ def probe_count(nlist: int) -> int:
 
 
 def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
-          per_list: int | None = CODES_PER_LIST, mih_above: int | None = None) -> Any:
+          per_list: int | None = CODES_PER_LIST, mih_above: int | None = None,
+          graph: bool = False) -> Any:
     """An index over `codes` ((n, bytes) uint8): flat when small, IVF with sampled centroids when
     large (about `per_list` codes per list); with `mih_above` (range searches only: the hash
-    stages), multi-index hashing from that many codes. Row numbers are the ids."""
+    stages), multi-index hashing from that many codes. `graph`: the IVF's centroids in an HNSW
+    graph whatever their number. Row numbers are the ids."""
     flat_max = FLAT_MAX_CODES if flat_max is None else flat_max
     n, width = codes.shape
     bits = width * 8
@@ -89,7 +91,7 @@ def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
         nlist = list_count(n, per_list)
         rng = np.random.default_rng(seed)
         quantizer: Any = faiss.IndexBinaryHNSW(bits, HNSW_NEIGHBOURS) \
-            if nlist > HNSW_ABOVE_LISTS else faiss.IndexBinaryFlat(bits)
+            if graph or nlist > HNSW_ABOVE_LISTS else faiss.IndexBinaryFlat(bits)
         quantizer.add(np.ascontiguousarray(codes[np.sort(rng.choice(n, nlist, replace=False))],
                                           dtype=np.uint8))
         index = faiss.IndexBinaryIVF(quantizer, bits, nlist)
@@ -118,11 +120,19 @@ def read(path: Path, *, probes: int | None = None) -> Any:
 MIH_BYTES_PER_CODE = 903
 
 
+def coarse_graph(index: Any) -> bool:
+    """True for an IVF index whose centroids sit in an HNSW graph."""
+    return isinstance(index, faiss.IndexBinaryIVF) and isinstance(
+        faiss.downcast_IndexBinary(index.quantizer), faiss.IndexBinaryHNSW)
+
+
 def memory_bytes(index: Any) -> int:
-    """Codes plus, for IVF, the 8-byte id per code and the centroids; for multi-index hashing,
-    its measured bytes per code."""
+    """Codes plus, for IVF, the 8-byte id per code and the centroids (and, in an HNSW graph,
+    their level-0 links: 2 x neighbours x 4 bytes each); for multi-index hashing, its measured
+    bytes per code."""
     if isinstance(index, faiss.IndexBinaryMultiHash):
         return int(index.ntotal * MIH_BYTES_PER_CODE)
     if isinstance(index, faiss.IndexBinaryIVF):
-        return int(index.ntotal * (index.code_size + 8) + index.nlist * index.code_size)
+        links = 2 * HNSW_NEIGHBOURS * 4 if coarse_graph(index) else 0
+        return int(index.ntotal * (index.code_size + 8) + index.nlist * (index.code_size + links))
     return int(index.ntotal * index.code_size)

@@ -9,15 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.catalog import BlobStore
+from registry.fingerprint import keypoints
 from registry.fingerprint.keypoints import LocalFeatures
 from registry.fingerprint.models import KeypointSet as KeypointRow
-from registry.fingerprint.stages import local
+from registry.fingerprint.stages import binary, local
+from registry.fingerprint.stages.base import AssetTable
 from tests.photos import photo_paths
 from tests.registry.fingerprint.helpers import add_photo
+from tests.registry.fingerprint.transforms import crop_60, rotate_5
 
 
 def test_a_segment_is_written_row_by_row_and_holds_every_keypoint(
@@ -67,3 +71,31 @@ def test_an_empty_segment_loads(tmp_path: Path, session: Session) -> None:
     segment = local._Segment(tmp_path)
     assert segment.index.ntotal == 0 and segment.sift_d.shape == (0, 128)
     assert segment.orb_xy.shape == (0, 2) and segment.owner.shape == (0,)
+
+
+def test_a_large_segment_keeps_its_centroids_in_a_graph_and_still_finds_the_asset(
+    session: Session, store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above `ORB_GRAPH_ABOVE_CODES` the ORB index's centroids sit in an HNSW graph with small
+    lists, several scanned; here every segment is made that large (the thresholds lowered), so
+    that the real photos' ORB codes go through the graph's coarse step."""
+    paths = photo_paths()[:10]
+    assets = [add_photo(session, store, p) for p in paths]
+    session.commit()
+    monkeypatch.setattr(local, "ORB_GRAPH_ABOVE_CODES", 1)
+    monkeypatch.setattr(local, "ORB_GRAPH_CODES_PER_LIST", 8)
+    monkeypatch.setattr(binary, "FLAT_MAX_CODES", 0)
+    stage = local.LocalStage()
+    _, upto = stage.rows(session)
+    stage.build_segment(session, tmp_path, after=0, upto=upto)
+    segment = local._Segment(tmp_path)
+    assert binary.coarse_graph(segment.index) and segment.index.nprobe == local.ORB_GRAPH_PROBES
+    assert segment.index.nlist >= 256
+    index = local._LocalIndex([segment], AssetTable(np.array([a.id for a in assets]),
+                                                    np.array([bytes.fromhex(a.sha256)
+                                                              for a in assets], "S32")))
+    for path, asset in zip(paths[:4], assets[:4], strict=True):
+        query = keypoints.extract_orb(rotate_5(crop_60(Image.open(path).convert("RGB"))),
+                                      query=True)
+        best = index.candidates(query)[0]
+        assert int(segment.row_asset[int(segment.set_row[best.set_no])]) == asset.id, path
