@@ -92,6 +92,13 @@ MAX_LOCAL_WINDOWS = 9
 # the query-scale SIFT's cost), not at the query's (768 px, for assets shown small). Hints were
 # 15 of the 20 SIFT checks of 150 unrelated bench queries, each 250 ms.
 WHOLE_HINT_COVERAGE = 0.5
+# A hint (an asset a non-decisive signal, pHash, put within its threshold) is dropped when the
+# gating signal (PDQ) of every query window is more than this many bits (of 256) from every
+# whole-picture hash of the asset: pHash's 64 bits collide by chance in a large catalog, and
+# each hint costs stage 2 a SIFT extraction of the query (40-120 ms). Measured on the recall
+# tests: right hints 26-88 bits (88: brick, a repeated texture, turned); on 400 bench queries
+# at 10,000 assets, wrong hints 54-120, 140 of the 208 with a PDQ hash above 96.
+HINT_MAX_GATE_BITS = 96
 # Signals of the local-feature stage (geometric verification).
 LOCAL_SIGNALS = ("orb", "sift")
 # The asset is wholly in view when this share of its projected outline lies inside the query.
@@ -308,7 +315,8 @@ class Matcher:
             threshold = getattr(stage, "threshold", None)
             for match in found:
                 if not decisive:
-                    keep_best(hints, match)
+                    if self._plausible_hint(probe, match.asset_id):
+                        keep_best(hints, match)
                 elif match.part_against_part:
                     # Two small parts of two pictures, often near-flat blocks (a flag's field
                     # and a dark scene's corner met at 6 bits on the bench catalog): only a
@@ -341,6 +349,21 @@ class Matcher:
                     confidence=max(match.confidence, verified.confidence))
         return sorted(confident.values(), key=lambda m: (m.kind == MatchKind.similar,
                                                          -m.confidence, m.asset_id))
+
+    def _plausible_hint(self, probe: Probe, asset_id: int) -> bool:
+        """False when a gating signal (PDQ) puts every query window more than
+        `HINT_MAX_GATE_BITS` from every whole-picture hash of the hinted asset. An asset or a
+        query with no usable gating hash (a flat picture) keeps its hint. Art with transparency
+        is held to the same rule: its hashes saw it on grey, but a pHash hit means the query's
+        picture is mostly the art (right art hints on the wild test: 28-62 bits), and art made
+        197 of the 208 wrong hints of the bench's unrelated queries."""
+        for index in self._indexes.values():
+            if not isinstance(index, HashIndex) or not index.signal.gates_query:
+                continue
+            distance = index.nearest_whole(probe, asset_id)
+            if distance is not None and distance > HINT_MAX_GATE_BITS:
+                return False
+        return True
 
     def _search_windows(self, probe: Probe, hints: list[int],
                         explained: Sequence[Box | None] = ()) -> list[Match]:

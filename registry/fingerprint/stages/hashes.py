@@ -129,6 +129,20 @@ class HashIndex(StageIndex):
                 return codes, ((w, h) if w and h else None), art
         return [], None, False
 
+    def nearest_whole(self, probe: Probe, asset_id: int) -> int | None:
+        """The least Hamming distance between the query's window probes and the asset's
+        whole-picture hashes; None when either side has no usable hash."""
+        codes, _size, _art = self.whole_picture(asset_id)
+        mine = [h.bits for i, window in enumerate(probe.windows)
+                if window.label != "blob" and window_usable(probe, i, self.gates)
+                for _variant, h in window_hashes(probe, self.signal, i)]
+        if not codes or not mine:
+            return None
+        ours = np.frombuffer(b"".join(mine), np.uint8).reshape(len(mine), -1)
+        theirs = np.frombuffer(b"".join(codes), np.uint8).reshape(len(codes), -1)
+        bits = np.unpackbits(ours[:, None, :] ^ theirs[None, :, :], axis=2)
+        return int(bits.sum(axis=2).min())
+
     def query(self, probe: Probe) -> dict[int, Match]:
         probes: list[tuple[Window, str, bytes]] = []
         for i, window in enumerate(probe.windows):
