@@ -40,6 +40,11 @@ HNSW_ABOVE_LISTS = 16_384
 HNSW_NEIGHBOURS = 16
 MIN_LISTS = 64
 MAX_LISTS = 65_536
+# With its centroids in an HNSW graph (`build(graph=True)`) an IVF's coarse step grows with the
+# logarithm of the lists, not with their number, so the lists are not capped at MAX_LISTS
+# there: capped, the 72M ORB codes of 100,000 assets would hold about 1,100 codes a list, each
+# of a query's descriptors scanning 4 of them (bench/bench_orb_index.py measures both).
+GRAPH_MAX_LISTS = 1 << 21
 # Lists scanned per query: a fixed share of the lists, within bounds. Recall is measured, not
 # assumed: see bench/RESULTS.md (scale). The ORB votes tolerate a lower per-descriptor recall
 # than hash lookups, so the local stage asks for fewer probes (`read(..., probes=)`).
@@ -59,12 +64,13 @@ MIH_BITS = 24
 MIH_FLIPS = 1
 
 
-def list_count(n: int, per_list: int | None = CODES_PER_LIST) -> int:
-    """About `per_list` codes per list; `per_list=None`: about sqrt(n) lists of sqrt(n) codes,
-    which balances a flat coarse step (every centroid) against the list scanned, and keeps the
-    build (every code against every centroid) at n^1.5."""
+def list_count(n: int, per_list: int | None = CODES_PER_LIST, *,
+               max_lists: int = MAX_LISTS) -> int:
+    """About `per_list` codes per list, at most `max_lists`; `per_list=None`: about sqrt(n)
+    lists of sqrt(n) codes, which balances a flat coarse step (every centroid) against the list
+    scanned, and keeps the build (every code against every centroid) at n^1.5."""
     target = math.isqrt(n) if per_list is None else n // per_list
-    lists = max(MIN_LISTS, min(MAX_LISTS, target))
+    lists = max(MIN_LISTS, min(max_lists, target))
     return 1 << (lists.bit_length() - 1)  # a power of two, at most the target
 
 
@@ -78,7 +84,7 @@ def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
     """An index over `codes` ((n, bytes) uint8): flat when small, IVF with sampled centroids when
     large (about `per_list` codes per list); with `mih_above` (range searches only: the hash
     stages), multi-index hashing from that many codes. `graph`: the IVF's centroids in an HNSW
-    graph whatever their number. Row numbers are the ids."""
+    graph whatever their number, at most `GRAPH_MAX_LISTS` of them. Row numbers are the ids."""
     flat_max = FLAT_MAX_CODES if flat_max is None else flat_max
     n, width = codes.shape
     bits = width * 8
@@ -88,7 +94,7 @@ def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
         index = faiss.IndexBinaryMultiHash(bits, MIH_HASHES, MIH_BITS)
         index.nflip = MIH_FLIPS
     else:
-        nlist = list_count(n, per_list)
+        nlist = list_count(n, per_list, max_lists=GRAPH_MAX_LISTS if graph else MAX_LISTS)
         rng = np.random.default_rng(seed)
         quantizer: Any = faiss.IndexBinaryHNSW(bits, HNSW_NEIGHBOURS) \
             if graph or nlist > HNSW_ABOVE_LISTS else faiss.IndexBinaryFlat(bits)

@@ -70,6 +70,20 @@ def test_sqrt_lists_balance_the_coarse_step_and_the_list() -> None:
     assert binary.list_count(10, None) == binary.MIN_LISTS
 
 
+def test_graph_indexes_keep_their_lists_short_past_the_flat_cap() -> None:
+    # 72M ORB codes (about 100,000 assets) at 128 codes a list: 524,288 lists in a graph,
+    # where a flat coarse step stops at MAX_LISTS (about 1,100 codes a list).
+    assert binary.list_count(72_000_000, 128) == binary.MAX_LISTS
+    assert binary.list_count(72_000_000, 128, max_lists=binary.GRAPH_MAX_LISTS) == 1 << 19
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 256, (140_000, 32), dtype=np.uint8)
+    index = binary.build(codes, graph=True, per_list=1)
+    assert binary.coarse_graph(index) and index.nlist == 131_072 > binary.MAX_LISTS
+    index.nprobe = 1
+    _dist, ids = index.search(codes[:200], 1)
+    assert (ids[:, 0] == np.arange(200)).all()  # each code finds itself through the graph
+
+
 def test_large_range_segments_use_multi_index_hashing_that_finds_pdq_near_copies(
     tmp_path: Path
 ) -> None:
