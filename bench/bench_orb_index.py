@@ -12,7 +12,7 @@ Per rule: lists, codes per list, build seconds (2 threads), index memory, CPU ms
 800-descriptor probe (and of it the coarse step), and the ratio against the real segment.
 
 Run: .venv/bin/python bench/bench_orb_index.py --home HOME --data DIR [--codes 72000000]
-     [--flip-bits 24] [--queries 60] [--rules capped,graph]
+     [--flip-bits 24] [--queries 60] [--rules capped,graph,cap=262144]
 """
 
 from __future__ import annotations
@@ -124,7 +124,11 @@ def main() -> None:
 
     queries = query_descriptors(args.data, args.queries)
     real = real_codes(args.home)
+    # "capped": at most MAX_LISTS lists (a flat coarse step's cap); "graph": GRAPH_MAX_LISTS;
+    # "cap=N": at most N lists.
     rules = {"capped": binary.MAX_LISTS, "graph": binary.GRAPH_MAX_LISTS}
+    rules.update({name: int(name.split("=")[1]) for name in args.rules.split(",")
+                  if name.startswith("cap=")})
     results = []
     # Baseline: the real codes, each rule (at this size both give the same lists).
     base = measure("real codes", np.ascontiguousarray(real), queries, binary.GRAPH_MAX_LISTS)
