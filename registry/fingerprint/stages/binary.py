@@ -41,10 +41,11 @@ HNSW_NEIGHBOURS = 16
 MIN_LISTS = 64
 MAX_LISTS = 65_536
 # With its centroids in an HNSW graph (`build(graph=True)`) an IVF's coarse step grows with the
-# logarithm of the lists, not with their number, so the lists are not capped at MAX_LISTS
-# there: capped, the 72M ORB codes of 100,000 assets would hold about 1,100 codes a list, each
-# of a query's descriptors scanning 4 of them (bench/bench_orb_index.py measures both).
-GRAPH_MAX_LISTS = 1 << 21
+# logarithm of the lists, not with their number, so the lists go past MAX_LISTS there. Measured
+# at 72M ORB codes (100,000 assets' size; bench/bench_orb_index.py, RESULTS fifth round), CPU
+# ms per 800-descriptor probe: 65,536 lists (1,099 codes each) 70.6; 262,144 lists 44.5;
+# 524,288 lists 54.8 (the graph's own search grows: 9.4, 16.9, 22.2 ms).
+GRAPH_MAX_LISTS = 1 << 18
 # Lists scanned per query: a fixed share of the lists, within bounds. Recall is measured, not
 # assumed: see bench/RESULTS.md (scale). The ORB votes tolerate a lower per-descriptor recall
 # than hash lookups, so the local stage asks for fewer probes (`read(..., probes=)`).

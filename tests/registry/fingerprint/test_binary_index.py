@@ -71,10 +71,10 @@ def test_sqrt_lists_balance_the_coarse_step_and_the_list() -> None:
 
 
 def test_graph_indexes_keep_their_lists_short_past_the_flat_cap() -> None:
-    # 72M ORB codes (about 100,000 assets) at 128 codes a list: 524,288 lists in a graph,
+    # 72M ORB codes (about 100,000 assets): 262,144 lists in a graph (about 275 codes a list),
     # where a flat coarse step stops at MAX_LISTS (about 1,100 codes a list).
     assert binary.list_count(72_000_000, 128) == binary.MAX_LISTS
-    assert binary.list_count(72_000_000, 128, max_lists=binary.GRAPH_MAX_LISTS) == 1 << 19
+    assert binary.list_count(72_000_000, 128, max_lists=binary.GRAPH_MAX_LISTS) == 1 << 18
     rng = np.random.default_rng(5)
     codes = rng.integers(0, 256, (140_000, 32), dtype=np.uint8)
     index = binary.build(codes, graph=True, per_list=1)
