@@ -85,10 +85,24 @@ class _Segment:
             self.times = z["times"]
             self.boxes = z["boxes"]
         self.region_names: list[str] = json.loads((folder / "regions.json").read_text())
+        # Row numbers sorted by asset id, and those ids (sorted on first use).
+        self._by_asset: tuple[np.ndarray, np.ndarray] | None = None
 
     def memory_bytes(self) -> int:
+        by_asset = 0 if self._by_asset is None else sum(a.nbytes for a in self._by_asset)
         return int(binary.memory_bytes(self.index) + self.asset_ids.nbytes
-                   + self.regions.nbytes + self.times.nbytes + self.boxes.nbytes)
+                   + self.regions.nbytes + self.times.nbytes + self.boxes.nbytes + by_asset)
+
+    def rows_of(self, asset_id: int) -> np.ndarray:
+        """The asset's row numbers, in row order: a binary search in the rows sorted by asset
+        (12 bytes a row, sorted on first use), not a scan of every row. The matcher asks for
+        each pHash hint (`Matcher._plausible_hint`), and hints grow with the catalog."""
+        if self._by_asset is None:
+            order = np.argsort(self.asset_ids, kind="stable").astype(np.int32)
+            self._by_asset = (order, self.asset_ids[order])
+        order, ids = self._by_asset
+        lo, hi = np.searchsorted(ids, [asset_id, asset_id + 1])
+        return order[lo:hi]
 
 
 def _code_of(index: Any, row: int) -> bytes:
@@ -115,10 +129,9 @@ class HashIndex(StageIndex):
     def whole_picture(self, asset_id: int) -> tuple[list[bytes], tuple[int, int] | None, bool]:
         """The asset's stored hashes of its whole picture (the dihedral variants; of its first
         frame for a video), its size in pixels, and whether it is art with transparency;
-        ([], None, False) when it has none indexed. Scans the segments' asset ids (called only
-        for the few verified matches of a query)."""
+        ([], None, False) when it has none indexed."""
         for segment in self.segments:
-            rows = np.flatnonzero(segment.asset_ids == asset_id)
+            rows = segment.rows_of(asset_id)
             names = [segment.region_names[int(segment.regions[r])] for r in rows]
             full = [int(r) for r, name in zip(rows, names, strict=True)
                     if name.startswith(("full/", "art/"))]

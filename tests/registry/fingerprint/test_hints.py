@@ -9,6 +9,7 @@ import io
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
@@ -76,3 +77,13 @@ def test_a_flat_query_keeps_its_hint(catalog: tuple[dict[Path, int], Matcher]) -
     for asset_id in ids.values():
         assert _pdq(matcher).nearest_whole(probe, asset_id) is None
         assert matcher._plausible_hint(probe, asset_id)
+
+
+def test_an_assets_rows_are_found_by_binary_search(
+        catalog: tuple[dict[Path, int], Matcher]) -> None:
+    ids, matcher = catalog
+    for segment in _pdq(matcher).segments:
+        for asset_id in [*ids.values(), 10**9]:
+            expected = np.flatnonzero(segment.asset_ids == asset_id)
+            assert (segment.rows_of(asset_id) == expected).all()
+            assert len(expected) or asset_id == 10**9
