@@ -350,6 +350,11 @@ class Matcher:
         return sorted(confident.values(), key=lambda m: (m.kind == MatchKind.similar,
                                                          -m.confidence, m.asset_id))
 
+    def _gating_indexes(self) -> list[HashIndex]:
+        """The hash indexes of signals that gate queries (PDQ)."""
+        return [index for index in self._indexes.values()
+                if isinstance(index, HashIndex) and index.signal.gates_query]
+
     def _plausible_hint(self, probe: Probe, asset_id: int) -> bool:
         """False when a gating signal (PDQ) puts every query window more than
         `HINT_MAX_GATE_BITS` from every whole-picture hash of the hinted asset. An asset or a
@@ -357,9 +362,7 @@ class Matcher:
         is held to the same rule: its hashes saw it on grey, but a pHash hit means the query's
         picture is mostly the art (right art hints on the wild test: 28-62 bits), and art made
         197 of the 208 wrong hints of the bench's unrelated queries."""
-        for index in self._indexes.values():
-            if not isinstance(index, HashIndex) or not index.signal.gates_query:
-                continue
+        for index in self._gating_indexes():
             distance = index.nearest_whole(probe, asset_id)
             if distance is not None and distance > HINT_MAX_GATE_BITS:
                 return False
@@ -436,9 +439,7 @@ class Matcher:
         inside, _ = cv2.intersectConvexConvex(quad, frame)
         if outline_area <= 0 or inside < DERIVATIVE_MIN_COVERAGE * outline_area:
             return match
-        for index in self._indexes.values():
-            if not isinstance(index, HashIndex) or not index.signal.gates_query:
-                continue
+        for index in self._gating_indexes():
             hashes, size, art = index.whole_picture(match.asset_id)
             if art and not probe.on_neutral:
                 return match  # its hashes saw it on grey: a view over any background differs

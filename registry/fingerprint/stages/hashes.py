@@ -27,7 +27,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.fingerprint.base import DIHEDRAL_NAMES, Hash, SignalType
+from registry.fingerprint.base import DIHEDRAL_NAMES, Hash, SignalType, hamming
 from registry.fingerprint.models import Fingerprint
 from registry.fingerprint.stages import binary
 from registry.fingerprint.stages.base import (
@@ -146,23 +146,20 @@ class HashIndex(StageIndex):
         """The least Hamming distance between the query's window probes and the asset's
         whole-picture hashes; None when either side has no usable hash."""
         codes, _size, _art = self.whole_picture(asset_id)
-        mine = [h.bits for i, window in enumerate(probe.windows)
-                if window.label != "blob" and window_usable(probe, i, self.gates)
-                for _variant, h in window_hashes(probe, self.signal, i)]
+        mine = [bits for _window, _variant, bits in self._probes(probe)]
         if not codes or not mine:
             return None
-        ours = np.frombuffer(b"".join(mine), np.uint8).reshape(len(mine), -1)
-        theirs = np.frombuffer(b"".join(codes), np.uint8).reshape(len(codes), -1)
-        bits = np.unpackbits(ours[:, None, :] ^ theirs[None, :, :], axis=2)
-        return int(bits.sum(axis=2).min())
+        return min(hamming(a, b) for a in mine for b in codes)
+
+    def _probes(self, probe: Probe) -> list[tuple[Window, str, bytes]]:
+        """(window, variant, hash) of every query window this signal probes: not blobs (they
+        are for stage 2 only), not windows a gating signal finds flat."""
+        return [(window, variant, h.bits) for i, window in enumerate(probe.windows)
+                if window.label != "blob" and window_usable(probe, i, self.gates)
+                for variant, h in window_hashes(probe, self.signal, i)]
 
     def query(self, probe: Probe) -> dict[int, Match]:
-        probes: list[tuple[Window, str, bytes]] = []
-        for i, window in enumerate(probe.windows):
-            if window.label == "blob" or not window_usable(probe, i, self.gates):
-                continue  # blobs are for stage 2 only
-            probes += [(window, variant, h.bits)
-                       for variant, h in window_hashes(probe, self.signal, i)]
+        probes = self._probes(probe)
         best: dict[int, Match] = {}
         if not probes:
             return best
