@@ -9,10 +9,13 @@ per query, `k = VOTE_NEIGHBOURS`, one thread). Baseline, same run: the home's ow
 codes) with the same rule.
 
 Per rule: lists, codes per list, build seconds (2 threads), index memory, CPU ms per
-800-descriptor probe (and of it the coarse step), and the ratio against the real segment.
+800-descriptor probe (and of it the coarse step), and the ratio against the real segment built
+with the same coarse step. Rules: "tree" (the vocabulary tree, `binary.build(tree=True)`, at
+most TREE_MAX_LISTS lists), "graph" (centroids in an HNSW graph, at most GRAPH_MAX_LISTS),
+"capped" (a graph with at most MAX_LISTS), "cap=N" (a graph with at most N), "tree=N".
 
 Run: .venv/bin/python bench/bench_orb_index.py --home HOME --data DIR [--codes 72000000]
-     [--flip-bits 24] [--queries 60] [--rules capped,graph,cap=262144]
+     [--flip-bits 24] [--queries 60] [--rules tree,graph]
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def probe_cost(index: object, queries: list[np.ndarray]) -> dict[str, float]:
     from registry.fingerprint.stages import local
 
     faiss.omp_set_num_threads(1)
-    index.nprobe = local.ORB_GRAPH_PROBES  # type: ignore[attr-defined]
+    index.nprobe = local.ORB_TREE_PROBES  # type: ignore[attr-defined]
     k = local.VOTE_NEIGHBOURS
     started = time.process_time()
     for d in queries:
@@ -92,15 +95,20 @@ def probe_cost(index: object, queries: list[np.ndarray]) -> dict[str, float]:
             "coarse_ms": 1000 * coarse / len(queries)}
 
 
-def measure(name: str, codes: np.ndarray, queries: list[np.ndarray], cap: int) -> dict[str, Any]:
+def measure(name: str, codes: np.ndarray, queries: list[np.ndarray], cap: int, *,
+            tree: bool) -> dict[str, Any]:
     import faiss
 
     from registry.fingerprint.stages import binary, local
 
-    binary.GRAPH_MAX_LISTS = cap
+    if tree:
+        binary.TREE_MAX_LISTS = cap
+    else:
+        binary.GRAPH_MAX_LISTS = cap
     faiss.omp_set_num_threads(2)
     started = time.perf_counter()
-    index = binary.build(codes, graph=True, per_list=local.ORB_GRAPH_CODES_PER_LIST)
+    index = binary.build(codes, graph=not tree, tree=tree,
+                         per_list=local.ORB_TREE_CODES_PER_LIST)
     build_s = time.perf_counter() - started
     row: dict[str, Any] = {
         "rule": name, "codes": int(index.ntotal), "lists": int(index.nlist),
@@ -118,28 +126,33 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=72_000_000)
     parser.add_argument("--flip-bits", type=int, default=24)
     parser.add_argument("--queries", type=int, default=60)
-    parser.add_argument("--rules", default="capped,graph")
+    parser.add_argument("--rules", default="tree,graph")
     args = parser.parse_args()
     from registry.fingerprint.stages import binary
 
     queries = query_descriptors(args.data, args.queries)
     real = real_codes(args.home)
-    # "capped": at most MAX_LISTS lists (a flat coarse step's cap); "graph": GRAPH_MAX_LISTS;
-    # "cap=N": at most N lists.
-    rules = {"capped": binary.MAX_LISTS, "graph": binary.GRAPH_MAX_LISTS}
-    rules.update({name: int(name.split("=")[1]) for name in args.rules.split(",")
-                  if name.startswith("cap=")})
+    caps = {"capped": binary.MAX_LISTS, "graph": binary.GRAPH_MAX_LISTS,
+            "tree": binary.TREE_MAX_LISTS}
+    rules = [(name, name.startswith("tree"),
+              int(name.split("=")[1]) if "=" in name else caps[name])
+             for name in args.rules.split(",")]
     results = []
-    # Baseline: the real codes, each rule (at this size both give the same lists).
-    base = measure("real codes", np.ascontiguousarray(real), queries, binary.GRAPH_MAX_LISTS)
-    print(json.dumps(base), flush=True)
+    # Baselines: the real codes with each coarse step (at this size every cap gives the same
+    # lists).
+    base = {tree: measure(f"real codes, {'tree' if tree else 'graph'}", np.ascontiguousarray(real),
+                          queries, binary.TREE_MAX_LISTS if tree else binary.GRAPH_MAX_LISTS,
+                          tree=tree)
+            for tree in sorted({tree for _, tree, _ in rules})}
+    for row in base.values():
+        print(json.dumps(row), flush=True)
     codes = grown(real, args.codes, args.flip_bits)
-    for name in args.rules.split(","):
-        row = measure(name, codes, queries, rules[name])
-        row["x_real"] = round(float(row["ms_per_probe"]) / float(base["ms_per_probe"]), 2)
+    for name, tree, cap in rules:
+        row = measure(name, codes, queries, cap, tree=tree)
+        row["x_real"] = round(float(row["ms_per_probe"]) / float(base[tree]["ms_per_probe"]), 2)
         results.append(row)
         print(json.dumps(row), flush=True)
-    print(json.dumps({"baseline": base, "rules": results}))
+    print(json.dumps({"baseline": list(base.values()), "rules": results}))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,13 @@ holds its recall at a bounded cost (`MIH_ABOVE_CODES`). Exact up to 19 bits (10 
 of them differs in at most one bit); a pair 20-31 bits apart may differ in 2 or more bits of
 every substring and be missed: measured against the exact index in bench/bench_scale.py.
 
+The local stage's ORB index (`build(tree=True)`) has hundreds of thousands of lists at a large
+catalog's size; its coarse step is a two-level vocabulary tree: the lists' centroids are
+themselves held in a small IVF (`TREE_PROBES` of its cells scanned), so finding a query code's
+lists costs about `sqrt(TREE_PROBES x lists)` comparisons twice over instead of every centroid
+(flat) or an HNSW graph walk, whose cost grew with the catalog (5.6 ms per 800-descriptor probe
+at 6.8M codes, 16.9 at 72M).
+
 The index is written with the segment (`write`), so loading a segment reads a file rather than
 re-assigning every code.
 """
@@ -46,6 +53,12 @@ MAX_LISTS = 65_536
 # ms per 800-descriptor probe: 65,536 lists (1,099 codes each) 70.6; 262,144 lists 44.5;
 # 524,288 lists 54.8 (the graph's own search grows: 9.4, 16.9, 22.2 ms).
 GRAPH_MAX_LISTS = 1 << 18
+# The vocabulary tree (`build(tree=True)`): the lists' centroids in an IVF of about
+# sqrt(TREE_PROBES x lists) cells, TREE_PROBES of them scanned per query code. Its coarse step
+# grows with the square root of the lists, not with their number, and has no cap short of
+# TREE_MAX_LISTS. Measured (RESULTS, sixth round): see bench/bench_orb_index.py.
+TREE_PROBES = 8
+TREE_MAX_LISTS = 1 << 20
 # Lists scanned per query: a fixed share of the lists, within bounds. Recall is measured, not
 # assumed: see bench/RESULTS.md (scale). The ORB votes tolerate a lower per-descriptor recall
 # than hash lookups, so the local stage asks for fewer probes (`read(..., probes=)`).
@@ -81,11 +94,12 @@ def probe_count(nlist: int) -> int:
 
 def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
           per_list: int | None = CODES_PER_LIST, mih_above: int | None = None,
-          graph: bool = False) -> Any:
+          graph: bool = False, tree: bool = False) -> Any:
     """An index over `codes` ((n, bytes) uint8): flat when small, IVF with sampled centroids when
     large (about `per_list` codes per list); with `mih_above` (range searches only: the hash
     stages), multi-index hashing from that many codes. `graph`: the IVF's centroids in an HNSW
-    graph whatever their number, at most `GRAPH_MAX_LISTS` of them. Row numbers are the ids."""
+    graph whatever their number, at most `GRAPH_MAX_LISTS` of them; `tree`: in a vocabulary tree
+    (`tree_quantizer`), at most `TREE_MAX_LISTS`. Row numbers are the ids."""
     flat_max = FLAT_MAX_CODES if flat_max is None else flat_max
     n, width = codes.shape
     bits = width * 8
@@ -95,12 +109,17 @@ def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
         index = faiss.IndexBinaryMultiHash(bits, MIH_HASHES, MIH_BITS)
         index.nflip = MIH_FLIPS
     else:
-        nlist = list_count(n, per_list, max_lists=GRAPH_MAX_LISTS if graph else MAX_LISTS)
+        nlist = list_count(n, per_list, max_lists=TREE_MAX_LISTS if tree else
+                           GRAPH_MAX_LISTS if graph else MAX_LISTS)
         rng = np.random.default_rng(seed)
-        quantizer: Any = faiss.IndexBinaryHNSW(bits, HNSW_NEIGHBOURS) \
-            if graph or nlist > HNSW_ABOVE_LISTS else faiss.IndexBinaryFlat(bits)
-        quantizer.add(np.ascontiguousarray(codes[np.sort(rng.choice(n, nlist, replace=False))],
-                                          dtype=np.uint8))
+        centroids = _sample(codes, nlist, rng)
+        quantizer: Any
+        if tree:
+            quantizer = tree_quantizer(centroids, rng)
+        else:
+            quantizer = faiss.IndexBinaryHNSW(bits, HNSW_NEIGHBOURS) \
+                if graph or nlist > HNSW_ABOVE_LISTS else faiss.IndexBinaryFlat(bits)
+            quantizer.add(centroids)
         index = faiss.IndexBinaryIVF(quantizer, bits, nlist)
         index.is_trained = True
         index.own_fields = True
@@ -109,6 +128,32 @@ def build(codes: np.ndarray, *, seed: int = 0, flat_max: int | None = None,
     for start in range(0, n, ADD_CHUNK):  # `codes` may be memory-mapped: read a chunk at a time
         index.add(np.ascontiguousarray(codes[start:start + ADD_CHUNK], dtype=np.uint8))
     return index
+
+
+def _sample(codes: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` of the codes, drawn without replacement, in row order."""
+    return np.ascontiguousarray(codes[np.sort(rng.choice(len(codes), count, replace=False))],
+                                dtype=np.uint8)
+
+
+def tree_quantizer(centroids: np.ndarray, rng: np.random.Generator) -> Any:
+    """The coarse step of a vocabulary tree: `centroids` (the leaves, one per list) in an IVF
+    whose cells are a sample of them (about sqrt(TREE_PROBES x leaves), a power of two, so that
+    the cells and the `TREE_PROBES` cells scanned cost about the same), `TREE_PROBES` cells
+    scanned. Searched for a code's nearest `nprobe` leaves, it returns them among the leaves
+    of its nearest cells: approximate, like the graph, measured by the votes it keeps."""
+    leaves, width = centroids.shape
+    cells = max(1, 1 << (math.isqrt(TREE_PROBES * leaves).bit_length() - 1))
+    cells = min(cells, leaves)
+    top = faiss.IndexBinaryFlat(width * 8)
+    top.add(_sample(centroids, cells, rng))
+    quantizer = faiss.IndexBinaryIVF(top, width * 8, cells)
+    quantizer.is_trained = True
+    quantizer.own_fields = True
+    top.this.disown()
+    quantizer.add(centroids)
+    quantizer.nprobe = min(TREE_PROBES, cells)
+    return quantizer
 
 
 def write(index: Any, path: Path) -> None:
@@ -133,13 +178,22 @@ def coarse_graph(index: Any) -> bool:
         faiss.downcast_IndexBinary(index.quantizer), faiss.IndexBinaryHNSW)
 
 
+def coarse_tree(index: Any) -> bool:
+    """True for an IVF index whose centroids sit in a vocabulary tree (`tree_quantizer`)."""
+    return isinstance(index, faiss.IndexBinaryIVF) and isinstance(
+        faiss.downcast_IndexBinary(index.quantizer), faiss.IndexBinaryIVF)
+
+
 def memory_bytes(index: Any) -> int:
     """Codes plus, for IVF, the 8-byte id per code and the centroids (and, in an HNSW graph,
-    their level-0 links: 2 x neighbours x 4 bytes each); for multi-index hashing, its measured
-    bytes per code."""
+    their level-0 links: 2 x neighbours x 4 bytes each; in a vocabulary tree, the centroids'
+    own IVF); for multi-index hashing, its measured bytes per code."""
     if isinstance(index, faiss.IndexBinaryMultiHash):
         return int(index.ntotal * MIH_BYTES_PER_CODE)
     if isinstance(index, faiss.IndexBinaryIVF):
+        lists = int(index.ntotal * (index.code_size + 8))
+        if coarse_tree(index):
+            return lists + memory_bytes(faiss.downcast_IndexBinary(index.quantizer))
         links = 2 * HNSW_NEIGHBOURS * 4 if coarse_graph(index) else 0
-        return int(index.ntotal * (index.code_size + 8) + index.nlist * (index.code_size + links))
+        return lists + int(index.nlist * (index.code_size + links))
     return int(index.ntotal * index.code_size)

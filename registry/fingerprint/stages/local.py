@@ -78,14 +78,15 @@ ORB_CODES_PER_LIST: int | None = None
 ORB_PROBES = 1
 # From this many codes (about 5,000 assets) a query descriptor's cost with sqrt(n) lists, every
 # centroid plus one list, grows with the square root of the catalog. Above it the centroids go
-# in an HNSW graph (logarithmic), the lists hold about ORB_GRAPH_CODES_PER_LIST codes, and
-# ORB_GRAPH_PROBES lists are scanned. Measured on the 10,000-asset bench step's 6.2M codes, 40
-# queries' voted candidates against the exact index's (bench/RESULTS.md, fourth round): 2,048
-# lists with a flat coarse step, 40.5 ms per 800-descriptor probe, 24 of 37 candidates kept;
-# 32,768 lists in a graph, 4 probes, 27.2 ms, 24 of 37 (nprobe 1: 17.3 ms, 17 of 37).
-ORB_GRAPH_ABOVE_CODES = 4_000_000
-ORB_GRAPH_CODES_PER_LIST = 128
-ORB_GRAPH_PROBES = 4
+# in a vocabulary tree (`binary.tree_quantizer`), the lists hold about ORB_TREE_CODES_PER_LIST
+# codes, and ORB_TREE_PROBES lists are scanned. Measured on the 10,000-asset bench step's 6.1M
+# codes, 40 queries' voted candidates against the exact index's (bench/RESULTS.md, sixth
+# round): 32,768 lists in an HNSW graph (the fourth round's rule, segments built before it are
+# still read), 8.9 ms per 800-descriptor probe, 18 of 19 candidates kept; in the tree, 5.8 ms,
+# 19 of 19 (build 11.7 s against 31.6).
+ORB_TREE_ABOVE_CODES = 4_000_000
+ORB_TREE_CODES_PER_LIST = 128
+ORB_TREE_PROBES = 4
 _ROWS_PER_BATCH = 500
 
 
@@ -129,8 +130,8 @@ class _Segment:
 
     def __init__(self, folder: Path) -> None:
         self.index = binary.read(folder / "index.faiss", probes=ORB_PROBES)
-        if binary.coarse_graph(self.index):
-            self.index.nprobe = ORB_GRAPH_PROBES
+        if binary.coarse_graph(self.index) or binary.coarse_tree(self.index):
+            self.index.nprobe = ORB_TREE_PROBES
         self.owner = np.load(folder / "owner.npy")
         with np.load(folder / "sets.npz") as z:
             self.set_row = z["set_row"]
@@ -349,8 +350,8 @@ class LocalStage(Stage):
         for appender in arrays.values():
             appender.close()
         orb_d = np.load(folder / "orb_d.npy", mmap_mode="r")
-        graph = orb_total >= ORB_GRAPH_ABOVE_CODES
-        binary.write(binary.build(orb_d, graph=graph, per_list=ORB_GRAPH_CODES_PER_LIST if graph
+        tree = orb_total >= ORB_TREE_ABOVE_CODES
+        binary.write(binary.build(orb_d, tree=tree, per_list=ORB_TREE_CODES_PER_LIST if tree
                                   else ORB_CODES_PER_LIST), folder / "index.faiss")
         np.savez(folder / "sets.npz",
                  set_row=np.array(t["set_row"], np.int32),

@@ -84,6 +84,32 @@ def test_graph_indexes_keep_their_lists_short_past_the_flat_cap() -> None:
     assert (ids[:, 0] == np.arange(200)).all()  # each code finds itself through the graph
 
 
+def test_tree_indexes_find_codes_and_near_copies_through_a_small_coarse_step(
+    tmp_path: Path
+) -> None:
+    # 72M ORB codes (about 100,000 assets): 524,288 lists of about 137 codes in a tree.
+    assert binary.list_count(72_000_000, 128, max_lists=binary.TREE_MAX_LISTS) == 1 << 19
+    rng = np.random.default_rng(6)
+    codes = rng.integers(0, 256, (140_000, 32), dtype=np.uint8)
+    index = binary.build(codes, tree=True, per_list=16)
+    assert binary.coarse_tree(index) and not binary.coarse_graph(index)
+    assert index.nlist == 8_192
+    cells = faiss.downcast_IndexBinary(index.quantizer)
+    assert cells.nlist == 256 and cells.nprobe == binary.TREE_PROBES  # sqrt(8 x 8,192)
+    binary.write(index, tmp_path / "t.faiss")
+    index = binary.read(tmp_path / "t.faiss", probes=4)
+    assert binary.coarse_tree(index) and index.nprobe == 4
+    assert faiss.downcast_IndexBinary(index.quantizer).nprobe == binary.TREE_PROBES
+    _dist, ids = index.search(codes[:500], 1)
+    assert (ids[:, 0] == np.arange(500)).all()  # each code finds itself through the tree
+    # A near copy (8 of 256 bits flipped) finds its origin as the exact search does, mostly:
+    # the tree, like the graph, is approximate; random codes are its worst case (no clusters).
+    flips = np.packbits(rng.random((500, 256)) < 8 / 256, axis=1)
+    _dist, ids = index.search(codes[:500] ^ flips, 1)
+    assert (ids[:, 0] == np.arange(500)).mean() >= 0.6
+    assert binary.memory_bytes(index) >= len(codes) * 40 + index.nlist * 40
+
+
 def test_large_range_segments_use_multi_index_hashing_that_finds_pdq_near_copies(
     tmp_path: Path
 ) -> None:

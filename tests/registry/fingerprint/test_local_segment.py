@@ -73,23 +73,23 @@ def test_an_empty_segment_loads(tmp_path: Path, session: Session) -> None:
     assert segment.orb_xy.shape == (0, 2) and segment.owner.shape == (0,)
 
 
-def test_a_large_segment_keeps_its_centroids_in_a_graph_and_still_finds_the_asset(
+def test_a_large_segment_keeps_its_centroids_in_a_tree_and_still_finds_the_asset(
     session: Session, store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Above `ORB_GRAPH_ABOVE_CODES` the ORB index's centroids sit in an HNSW graph with small
-    lists, several scanned; here every segment is made that large (the thresholds lowered), so
-    that the real photos' ORB codes go through the graph's coarse step."""
+    """Above `ORB_TREE_ABOVE_CODES` the ORB index's centroids sit in a vocabulary tree with
+    small lists, several scanned; here every segment is made that large (the thresholds
+    lowered), so that the real photos' ORB codes go through the tree's coarse step."""
     paths = photo_paths()[:10]
     assets = [add_photo(session, store, p) for p in paths]
     session.commit()
-    monkeypatch.setattr(local, "ORB_GRAPH_ABOVE_CODES", 1)
-    monkeypatch.setattr(local, "ORB_GRAPH_CODES_PER_LIST", 8)
+    monkeypatch.setattr(local, "ORB_TREE_ABOVE_CODES", 1)
+    monkeypatch.setattr(local, "ORB_TREE_CODES_PER_LIST", 8)
     monkeypatch.setattr(binary, "FLAT_MAX_CODES", 0)
     stage = local.LocalStage()
     _, upto = stage.rows(session)
     stage.build_segment(session, tmp_path, after=0, upto=upto)
     segment = local._Segment(tmp_path)
-    assert binary.coarse_graph(segment.index) and segment.index.nprobe == local.ORB_GRAPH_PROBES
+    assert binary.coarse_tree(segment.index) and segment.index.nprobe == local.ORB_TREE_PROBES
     assert segment.index.nlist >= 256
     index = local._LocalIndex([segment], AssetTable(np.array([a.id for a in assets]),
                                                     np.array([bytes.fromhex(a.sha256)
