@@ -145,9 +145,9 @@ def tree_quantizer(centroids: np.ndarray, rng: np.random.Generator) -> Any:
     leaves, width = centroids.shape
     cells = max(1, 1 << (math.isqrt(TREE_PROBES * leaves).bit_length() - 1))
     cells = min(cells, leaves)
-    top = faiss.IndexBinaryFlat(width * 8)
+    top: Any = faiss.IndexBinaryFlat(width * 8)
     top.add(_sample(centroids, cells, rng))
-    quantizer = faiss.IndexBinaryIVF(top, width * 8, cells)
+    quantizer: Any = faiss.IndexBinaryIVF(top, width * 8, cells)
     quantizer.is_trained = True
     quantizer.own_fields = True
     top.this.disown()
