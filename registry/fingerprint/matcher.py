@@ -105,6 +105,11 @@ LOCAL_SIGNALS = ("orb", "sift")
 DERIVATIVE_MIN_COVERAGE = 0.9
 # The view of the asset is rectified to this longest side before it is hashed.
 VIEW_SIDE_PX = 256
+# A weak geometric fit (ORB_MIN_INLIERS to ORB_ACCEPT_INLIERS ORB inliers that SIFT could not
+# confirm: `Match.weak_geometry`) stands, as a derivative, only when a PDQ hash of the query (of a
+# window, or of the asset's rectified view) is within this many bits of the asset's own.
+# Measured: see RESULTS.
+WEAK_VIEW_MAX_BITS = 56
 
 __all__ = ["Match", "MatchResult", "Matcher"]
 
@@ -310,7 +315,7 @@ class Matcher:
                                      if _covers_query(probe, m.region)}
             found = list(self._indexes[stage.name].query(probe).values())
             if stage.name == "local":
-                found = [self._judge(probe, m) for m in found]
+                found = [m for m in (self._judge(probe, m) for m in found) if m is not None]
             decisive = getattr(stage, "decisive", True)
             threshold = getattr(stage, "threshold", None)
             for match in found:
@@ -401,7 +406,10 @@ class Matcher:
                         (part.width / small.width, part.height / small.height),
                         hints=list(hints), on_neutral=probe.on_neutral, window=True)
             for match in self._indexes["local"].query(sub).values():
-                match = self._judge(sub, match)
+                judged = self._judge(sub, match)
+                if judged is None:
+                    continue
+                match = judged
                 if match.region is not None:
                     rx, ry, rw, rh = match.region
                     outline = None if match.outline is None else tuple(
@@ -415,7 +423,7 @@ class Matcher:
                 found.append(match)
         return found
 
-    def _judge(self, probe: Probe, match: Match) -> Match:
+    def _judge(self, probe: Probe, match: Match) -> Match | None:
         """A geometrically verified match is a `derivative` when the whole asset is in view
         (at least `DERIVATIVE_MIN_COVERAGE` of its projected outline lies inside the query) and
         yet the gating hash (PDQ) of that view, rectified back to the asset's frame by the
@@ -426,9 +434,31 @@ class Matcher:
         `marshal-2` of `general` 30; posterized or jittered views 38-86. A partial view (a crop)
         is a copy of a region (a hash of part of a picture says nothing about edits), and so is
         art with transparency seen in a query without transparency (its hashes saw it on grey;
-        a view of it over any other background differs)."""
+        a view of it over any other background differs).
+
+        A weak fit (`Match.weak_geometry`) stands only with a hash that agrees: the view of the
+        whole asset, or a window of the query (the whole picture, its trimmed content: a weak
+        fit's homography is too loose to rectify by), within `WEAK_VIEW_MAX_BITS` of the
+        asset's whole-picture hash; then it is a derivative, else it is dropped (None)."""
+        seen = self._view_distance(probe, match)
+        if match.weak_geometry:
+            nearest = [d for d in ([seen[0]] if seen else []) + [
+                index.nearest_whole(probe, match.asset_id) for index in self._gating_indexes()]
+                if d is not None]
+            if not nearest or min(nearest) > WEAK_VIEW_MAX_BITS:
+                return None
+            return replace(match, kind=MatchKind.derivative)
+        if seen is not None and seen[0] > seen[1] - SIMILAR_BAND_BITS:
+            return replace(match, kind=MatchKind.derivative)
+        return match
+
+    def _view_distance(self, probe: Probe, match: Match) -> tuple[int, int] | None:
+        """Bits from the gating hash (PDQ) of the asset's view in the query, rectified by the
+        match's outline, to the nearest whole-picture hash of the asset, and the signal's
+        threshold; None when the view says nothing (part of the asset in view, art with
+        transparency over another background, no usable hash)."""
         if match.outline is None or len(match.outline) != 8:
-            return match
+            return None
         sx, sy = probe.work_scale
         quad = np.array([(match.outline[k] / sx, match.outline[k + 1] / sy)
                          for k in range(0, 8, 2)], np.float32)
@@ -438,11 +468,11 @@ class Matcher:
                          np.float32)
         inside, _ = cv2.intersectConvexConvex(quad, frame)
         if outline_area <= 0 or inside < DERIVATIVE_MIN_COVERAGE * outline_area:
-            return match
+            return None
         for index in self._gating_indexes():
             hashes, size, art = index.whole_picture(match.asset_id)
             if art and not probe.on_neutral:
-                return match  # its hashes saw it on grey: a view over any background differs
+                return None  # its hashes saw it on grey: a view over any background differs
             if not hashes or size is None:
                 continue
             ratio = VIEW_SIDE_PX / max(size)
@@ -454,12 +484,9 @@ class Matcher:
                                        borderMode=cv2.BORDER_REPLICATE)
             seen = index.signal.compute(Image.fromarray(view))
             if not index.signal.usable(seen):
-                return match
-            if min(hamming(seen.bits, code) for code in hashes) > \
-                    index.threshold - SIMILAR_BAND_BITS:
-                return replace(match, kind=MatchKind.derivative)
-            return match
-        return match
+                return None
+            return min(hamming(seen.bits, code) for code in hashes), index.threshold
+        return None
 
     def match_image(self, image: Image.Image, *, sha256: str | None = None,
                     on_neutral: bool = False) -> list[Match]:

@@ -77,6 +77,11 @@ class Match:
     # A hash hit between a part of the query (a collage cell, a photo box or blob) and a crop
     # window of the asset (`Matcher` lets such a hit only name a candidate for stage 2).
     part_against_part: bool = field(default=False, compare=False)
+    # A weak geometric fit: ORB held with too few inliers to stand alone and SIFT could not
+    # confirm it (a posterized or edge-enhanced copy keeps some ORB corners and few SIFT blobs).
+    # `Matcher` keeps it only when the hash of the asset's rectified view agrees, as a
+    # derivative, and drops it otherwise.
+    weak_geometry: bool = field(default=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -263,6 +263,7 @@ class _LocalIndex(StageIndex):
                                  binary=True, min_inliers=ORB_MIN_INLIERS)
         if check is None and len(query) >= ORB_FEW_KEYPOINTS and not cand.hinted:
             return None
+        strict = None
         if check is None or check.inliers < ORB_ACCEPT_INLIERS:
             # ORB is not sure: SIFT decides (the mirrored case flips the query instead). An
             # asset that a hint says fills the query is checked at the catalog's scale.
@@ -276,15 +277,18 @@ class _LocalIndex(StageIndex):
             asset_sift = seg.sift_keys(row)
             strict = keypoints.verify(qsift, qroot, asset_sift,
                                       keypoints.root_sift(asset_sift.descriptors))
-            if strict is None:
-                return None
+        if strict is not None:
             signal, inliers, good = "sift", strict.inliers, strict.good
             x, y, w, h = strict.region
             region = (qsift.width - x - w, y, w, h) if mirrored else strict.region
             outline = [(qsift.width - px, py) if mirrored else (px, py)
                        for px, py in strict.outline]
             check = strict
+        elif check is None:
+            return None
         else:
+            # ORB alone; below ORB_ACCEPT_INLIERS (SIFT could not confirm it) a weak fit, which
+            # the Matcher keeps only when the hash of the asset's view agrees.
             signal, inliers, good, region = "orb", check.inliers, check.good, check.region
             outline = list(check.outline)
         asset_id = int(seg.row_asset[row])
@@ -298,7 +302,8 @@ class _LocalIndex(StageIndex):
                      (round(x * sx), round(y * sy), round(w * sx), round(h * sy)), t,
                      f"flip_h+{how}" if mirrored else how, asset_time_s=t, inliers=inliers,
                      outline=tuple(round(v * f, 1) for px, py in outline
-                                   for v, f in ((px, sx), (py, sy))))
+                                   for v, f in ((px, sx), (py, sy))),
+                     weak_geometry=signal == "orb" and inliers < ORB_ACCEPT_INLIERS)
 
 
 class LocalStage(Stage):

@@ -8,6 +8,7 @@ verify: a 32 px JPEG thumbnail of a photo (too small for any keypoint).
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,13 @@ from sqlalchemy.orm import Session
 
 from registry.catalog import BlobStore
 from registry.fingerprint import Matcher, MatchKind
+from registry.fingerprint.matcher import prepare
+from registry.fingerprint.stages import local
+from registry.fingerprint.stages.base import Match
 from tests.art import portrait, require_art
 from tests.photos import skimage_photo
 from tests.registry.fingerprint.helpers import add_photo
-from tests.registry.fingerprint.transforms_wild import open_picture
+from tests.registry.fingerprint.transforms_wild import open_picture, posterize_edges, rng_for
 
 
 def thumbnail(path: Path, side: int = 32, quality: int = 40) -> Image.Image:
@@ -92,3 +96,41 @@ def test_the_whole_picture_hashes_of_an_asset_come_back_from_every_index_kind() 
     for index in (flat, multi, ivf):
         index.add(codes)
         assert _code_of(index, 12_345) == codes[12_345].tobytes()
+
+
+@pytest.fixture
+def photos(session: Session, store: BlobStore, tmp_path: Path) -> tuple[Matcher, dict[str, int]]:
+    names = ("rocket.jpg", "coins.png", "coffee.png", "chelsea.png")
+    ids = {n: add_photo(session, store, skimage_photo(n)).id for n in names}
+    session.commit()
+    return Matcher.load(session, index_dir=tmp_path / "index"), ids
+
+
+@pytest.mark.parametrize("name", ["rocket.jpg", "coins.png"])
+def test_a_posterized_edge_enhanced_copy_found_by_a_weak_fit_and_its_hash_is_a_derivative(
+    photos: tuple[Matcher, dict[str, int]], name: str
+) -> None:
+    """Posterized to 3 bits and edge-enhanced, these photos keep 10-13 ORB inliers (below
+    ORB_ACCEPT_INLIERS), SIFT finds none, and PDQ puts them 32-50 bits away (above its
+    threshold): neither signal alone may call it, both together do, as a derivative."""
+    m, ids = photos
+    query = posterize_edges(open_picture(skimage_photo(name)), rng_for("posterize_edges", name))
+    found = m.match_image(query)
+    assert [(x.asset_id, x.kind, x.signal) for x in found] == [
+        (ids[name], MatchKind.derivative, "orb")]
+    assert found[0].inliers is not None and found[0].inliers < local.ORB_ACCEPT_INLIERS
+
+
+def test_a_weak_fit_whose_hash_disagrees_is_dropped(
+    photos: tuple[Matcher, dict[str, int]]
+) -> None:
+    m, ids = photos
+    query = posterize_edges(open_picture(skimage_photo("rocket.jpg")),
+                            rng_for("posterize_edges", "rocket.jpg"))
+    probe = prepare(query)
+    weak = Match(ids["coins.png"], "0" * 64, "orb", 0.5, 0.3, (0, 0, *query.size),
+                 inliers=12, weak_geometry=True)
+    assert m._judge(probe, weak) is None  # coins' hash is far from the rocket's picture
+    right = replace(weak, asset_id=ids["rocket.jpg"])
+    assert m._judge(probe, right) == replace(right, kind=MatchKind.derivative)
+    assert m._judge(probe, replace(weak, weak_geometry=False)) == weak  # a firm fit stays

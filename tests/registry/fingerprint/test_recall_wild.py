@@ -74,11 +74,12 @@ BASELINE: dict[str, float] = {
     "collage_tile": 0.23, "meme_jpeg50": 0.81, "screen_photo": 0.88, "posterize_edges": 0.69,
     "aspect_1_3": 0.85, "page_20_30": 0.46, "paste_over": 0.80,
 }
-# What the matcher achieves now: the test keeps it from regressing (the issue's target is
-# TARGET = 0.90; README "Matching in the wild" lists the transforms still below it).
+# What the matcher achieves now: the test keeps it from regressing. Every transform meets the
+# issue's target (TARGET = 0.90) since posterize_edges' weak fits are checked by hash (0.85 ->
+# 0.92, README "Matching in the wild").
 ACHIEVED: dict[str, float] = {
-    "rrc_35_80": 0.92, "rrc_35_80_mirror": 0.96, "rotate_10_20": 0.92, "jitter_blur": 0.92,
-    "collage_tile": 0.92, "meme_jpeg50": 1.0, "screen_photo": 0.92, "posterize_edges": 0.85,
+    "rrc_35_80": 0.92, "rrc_35_80_mirror": 0.96, "rotate_10_20": 0.92, "jitter_blur": 0.96,
+    "collage_tile": 0.92, "meme_jpeg50": 1.0, "screen_photo": 0.92, "posterize_edges": 0.92,
     "aspect_1_3": 1.0, "page_20_30": 0.96, "paste_over": 0.93,
 }
 
