@@ -1,0 +1,90 @@
+"""Which voted candidates the local stage's approximate ORB index keeps, against the exact index.
+
+Per query (the bench's 1-2 MP JPEGs, 800 ORB descriptors each), the local stage votes for
+catalog keypoint sets by the ratio test on each descriptor's 4 nearest codes, and verifies the
+3 best-voted sets with >= 5 votes. This builds each coarse-step rule over one segment's real ORB
+codes (`binary.build`: "graph", the centroids in an HNSW graph; "tree", in a vocabulary tree),
+and counts how many of the exact index's (`IndexBinaryFlat`) candidates each keeps, with its CPU
+ms per probe (one thread) and build time. The exact search is the baseline of the same run.
+
+Run: .venv/bin/python bench/bench_orb_candidates.py --segment HOME/index/seg/local-XXXX \
+     --data DIR [--queries 40] [--rules graph,tree]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def voted(dist: np.ndarray, ids: np.ndarray, owner: np.ndarray, sets: int) -> set[int]:
+    """The sets the local stage would verify (as `_Segment.votes` and `candidates`)."""
+    from registry.fingerprint import keypoints
+    from registry.fingerprint.stages import local
+
+    owners = owner[np.clip(ids, 0, None)]
+    first = owners[:, 0]
+    other = np.full(len(first), np.inf, np.float32)
+    for col in range(ids.shape[1] - 1, 0, -1):
+        differs = (owners[:, col] != first) & (ids[:, col] >= 0)
+        other = np.where(differs, dist[:, col], other)
+    passed = ((ids[:, 0] >= 0) & (dist[:, 0] <= local.ORB_MAX_DISTANCE)
+              & (dist[:, 0] < keypoints.ORB_RATIO * other))
+    votes = np.bincount(first[passed], minlength=sets)
+    return {int(s) for s in np.argsort(-votes, kind="stable")[:local.VOTE_CANDIDATES]
+            if votes[s] >= local.MIN_VOTES}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segment", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument("--rules", default="graph,tree")
+    args = parser.parse_args()
+    import faiss
+    from bench_orb_index import query_descriptors
+
+    from registry.fingerprint.stages import binary, local
+
+    codes = np.load(args.segment / "orb_d.npy")
+    owner = np.load(args.segment / "owner.npy")
+    sets = int(owner.max()) + 1
+    queries = query_descriptors(args.data, args.queries)
+    k = local.VOTE_NEIGHBOURS
+    faiss.omp_set_num_threads(1)
+    flat = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+    flat.add(codes)
+    started = time.process_time()
+    exact = [voted(*flat.search(d, k), owner, sets) for d in queries]
+    print(json.dumps({"rule": "exact", "ms_per_probe": round(
+        1000 * (time.process_time() - started) / len(queries), 1),
+        "candidates": sum(map(len, exact))}), flush=True)
+    del flat
+    for rule in args.rules.split(","):
+        started = time.perf_counter()
+        index = binary.build(codes, graph=rule == "graph", tree=rule == "tree",
+                             per_list=local.ORB_TREE_CODES_PER_LIST)
+        build_s = time.perf_counter() - started
+        index.nprobe = local.ORB_TREE_PROBES
+        started = time.process_time()
+        got = [voted(*index.search(d, k), owner, sets) for d in queries]
+        ms = 1000 * (time.process_time() - started) / len(queries)
+        print(json.dumps({"rule": rule, "lists": int(index.nlist), "build_s": round(build_s, 1),
+                          "ms_per_probe": round(ms, 2),
+                          "kept": sum(len(e & g) for e, g in zip(exact, got, strict=True)),
+                          "of": sum(map(len, exact))}), flush=True)
+        del index
+
+
+if __name__ == "__main__":
+    main()
