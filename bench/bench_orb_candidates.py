@@ -61,13 +61,13 @@ def main() -> None:
     sets = int(owner.max()) + 1
     queries = query_descriptors(args.data, args.queries)
     k = local.VOTE_NEIGHBOURS
-    faiss.omp_set_num_threads(1)
+    faiss.omp_set_num_threads(2)  # the exact search and the builds; probes are timed on one
     flat = faiss.IndexBinaryFlat(codes.shape[1] * 8)
     flat.add(codes)
-    started = time.process_time()
+    started = time.perf_counter()
     exact = [voted(*flat.search(d, k), owner, sets) for d in queries]
-    print(json.dumps({"rule": "exact", "ms_per_probe": round(
-        1000 * (time.process_time() - started) / len(queries), 1),
+    print(json.dumps({"rule": "exact", "wall_ms_per_probe_2_threads": round(
+        1000 * (time.perf_counter() - started) / len(queries), 1),
         "candidates": sum(map(len, exact))}), flush=True)
     del flat
     for rule in args.rules.split(","):
@@ -76,6 +76,7 @@ def main() -> None:
                              per_list=local.ORB_TREE_CODES_PER_LIST)
         build_s = time.perf_counter() - started
         index.nprobe = local.ORB_TREE_PROBES
+        faiss.omp_set_num_threads(1)
         started = time.process_time()
         got = [voted(*index.search(d, k), owner, sets) for d in queries]
         ms = 1000 * (time.process_time() - started) / len(queries)
@@ -83,6 +84,7 @@ def main() -> None:
                           "ms_per_probe": round(ms, 2),
                           "kept": sum(len(e & g) for e, g in zip(exact, got, strict=True)),
                           "of": sum(map(len, exact))}), flush=True)
+        faiss.omp_set_num_threads(2)
         del index
 
 
