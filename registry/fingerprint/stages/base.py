@@ -79,8 +79,8 @@ class Match:
     part_against_part: bool = field(default=False, compare=False)
     # A weak geometric fit: ORB held with too few inliers to stand alone and SIFT could not
     # confirm it (a posterized or edge-enhanced copy keeps some ORB corners and few SIFT blobs).
-    # `Matcher` keeps it only when the hash of the asset's rectified view agrees, as a
-    # derivative, and drops it otherwise.
+    # `Matcher` keeps it only when a PDQ hash of the query (a window, or the asset's view
+    # rectified by the fit) agrees, as a derivative, and drops it otherwise.
     weak_geometry: bool = field(default=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:

@@ -82,8 +82,9 @@ ORB_PROBES = 1
 # codes, and ORB_TREE_PROBES lists are scanned. Measured on the 10,000-asset bench step's 6.1M
 # codes, 40 queries' voted candidates against the exact index's (bench/RESULTS.md, sixth
 # round): 32,768 lists in an HNSW graph (the fourth round's rule, segments built before it are
-# still read), 8.9 ms per 800-descriptor probe, 18 of 19 candidates kept; in the tree, 5.8 ms,
-# 19 of 19 (build 11.7 s against 31.6).
+# still read), 8.9 ms per 800-descriptor probe, 18 of 19 candidates kept (build 31.6 s); in a
+# tree of 128 cells 5.8 ms, 19 of 19 (11.7 s). Another run (niced, slower throughout): graph
+# 13.7 ms, 18 of 19; the tree's rule (512 cells) 5.9 ms, 17 of 19; 128 cells 7.2 ms, 19 of 19.
 ORB_TREE_ABOVE_CODES = 4_000_000
 ORB_TREE_CODES_PER_LIST = 128
 ORB_TREE_PROBES = 4
