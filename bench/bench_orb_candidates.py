@@ -27,21 +27,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def voted(dist: np.ndarray, ids: np.ndarray, owner: np.ndarray, sets: int) -> set[int]:
-    """The sets the local stage would verify (as `_Segment.votes` and `candidates`)."""
-    from registry.fingerprint import keypoints
+    """The sets the local stage would verify (its own vote and selection rules)."""
     from registry.fingerprint.stages import local
 
-    owners = owner[np.clip(ids, 0, None)]
-    first = owners[:, 0]
-    other = np.full(len(first), np.inf, np.float32)
-    for col in range(ids.shape[1] - 1, 0, -1):
-        differs = (owners[:, col] != first) & (ids[:, col] >= 0)
-        other = np.where(differs, dist[:, col], other)
-    passed = ((ids[:, 0] >= 0) & (dist[:, 0] <= local.ORB_MAX_DISTANCE)
-              & (dist[:, 0] < keypoints.ORB_RATIO * other))
-    votes = np.bincount(first[passed], minlength=sets)
-    return {int(s) for s in np.argsort(-votes, kind="stable")[:local.VOTE_CANDIDATES]
-            if votes[s] >= local.MIN_VOTES}
+    return set(local.best_voted(local.ratio_votes(dist, ids, owner, sets)))
 
 
 def main() -> None:

@@ -169,15 +169,29 @@ class _Segment:
         """Ratio-test votes per keypoint set of this segment."""
         k = min(VOTE_NEIGHBOURS, int(self.index.ntotal))
         dist, ids = self.index.search(descriptors, k)
-        owners = self.owner[np.clip(ids, 0, None)]
-        first = owners[:, 0]
-        other = np.full(len(first), np.inf, np.float32)
-        for col in range(k - 1, 0, -1):
-            differs = (owners[:, col] != first) & (ids[:, col] >= 0)
-            other = np.where(differs, dist[:, col], other)
-        passed = ((ids[:, 0] >= 0) & (dist[:, 0] <= ORB_MAX_DISTANCE)
-                  & (dist[:, 0] < keypoints.ORB_RATIO * other))
-        return np.bincount(first[passed], minlength=len(self.set_row))
+        return ratio_votes(dist, ids, self.owner, len(self.set_row))
+
+
+def ratio_votes(dist: np.ndarray, ids: np.ndarray, owner: np.ndarray, sets: int) -> np.ndarray:
+    """Votes per keypoint set from each query descriptor's nearest codes (`dist`, `ids`: a
+    search's k columns; `owner`: the set of each code): a descriptor votes for its nearest
+    code's set when that code is within ORB_MAX_DISTANCE and passes the ratio test against the
+    nearest code of another set."""
+    owners = owner[np.clip(ids, 0, None)]
+    first = owners[:, 0]
+    other = np.full(len(first), np.inf, np.float32)
+    for col in range(ids.shape[1] - 1, 0, -1):
+        differs = (owners[:, col] != first) & (ids[:, col] >= 0)
+        other = np.where(differs, dist[:, col], other)
+    passed = ((ids[:, 0] >= 0) & (dist[:, 0] <= ORB_MAX_DISTANCE)
+              & (dist[:, 0] < keypoints.ORB_RATIO * other))
+    return np.bincount(first[passed], minlength=sets)
+
+
+def best_voted(votes: np.ndarray, min_votes: int = MIN_VOTES) -> list[int]:
+    """The VOTE_CANDIDATES best-voted sets with at least `min_votes`, best first."""
+    return [int(s) for s in np.argsort(-votes, kind="stable")[:VOTE_CANDIDATES]
+            if votes[s] >= min_votes]
 
 
 def _ratio_pairs(query: KeypointSet, keys: KeypointSet) -> int:
@@ -229,9 +243,8 @@ class _LocalIndex(StageIndex):
             if segment.index.ntotal == 0:
                 continue
             votes = segment.votes(query.descriptors)
-            for set_no in np.argsort(-votes, kind="stable")[:VOTE_CANDIDATES]:
-                if votes[set_no] >= min_votes:
-                    found.append(_Candidate(int(votes[set_no]), segment, int(set_no)))
+            found += [_Candidate(int(votes[set_no]), segment, set_no)
+                      for set_no in best_voted(votes, min_votes)]
         found.sort(key=lambda c: -c.votes)
         return found[:VOTE_CANDIDATES]
 
@@ -289,7 +302,8 @@ class _LocalIndex(StageIndex):
             return None
         else:
             # ORB alone; below ORB_ACCEPT_INLIERS (SIFT could not confirm it) a weak fit, which
-            # the Matcher keeps only when the hash of the asset's view agrees.
+            # the Matcher keeps only when a PDQ hash of the query (a window, or the asset's
+            # rectified view) agrees.
             signal, inliers, good, region = "orb", check.inliers, check.good, check.region
             outline = list(check.outline)
         asset_id = int(seg.row_asset[row])
