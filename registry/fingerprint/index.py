@@ -8,9 +8,12 @@ Layout under `index_dir` (CLEARHOUSE_HOME/index):
     .lock                   serialises writers across processes
 
 `sync_index` brings the index up to the database: for each stage it appends one segment with the
-rows added since its last segment (an import costs the next sync a small segment, not a rebuild),
-merges the small segments when there are more than `MAX_DELTA_SEGMENTS`, and rebuilds a stage from
-scratch only when its version changed or rows it indexed disappeared (assets deleted, fingerprints
+rows added since its last segment (an import costs the next sync a small segment, not a rebuild).
+Segments at the end that are smaller than what is appended after them are merged with it (sizes
+never grow along the list: each segment costs a query one probe, and a catalog of 1,000 assets
+that grew to 100,000 would otherwise keep probing its first 1,000 on their own), as are all but the
+first when there are more than `MAX_DELTA_SEGMENTS` after it. A stage is rebuilt from scratch only
+when its version changed or rows it indexed disappeared (assets deleted, fingerprints
 recomputed). `clearhouse fingerprint reindex` rebuilds every stage on purpose (maintenance: the
 IVF lists are sized for the catalog at build time). Readers in other processes never see half a
 segment: they read the manifest, and segments named by the current or the previous manifest are
@@ -109,7 +112,7 @@ def _write_segment(session: Session, stage: Stage, index_dir: Path, *, after: in
 def _plan(session: Session, stage: Stage, index_dir: Path, held: list[SegmentInfo],
           version: str | None, rebuild: bool) -> list[SegmentInfo] | None:
     """The stage's new segment list, or None when it is already current."""
-    _count, top = stage.rows(session)
+    count, top = stage.rows(session)
     if rebuild or version != stage.version() or not held:
         return [_write_segment(session, stage, index_dir, after=0, upto=top)]
     upto = held[-1].upto
@@ -119,12 +122,27 @@ def _plan(session: Session, stage: Stage, index_dir: Path, held: list[SegmentInf
         return [_write_segment(session, stage, index_dir, after=0, upto=top)]
     if top <= upto:
         return None
-    segments = [*held, _write_segment(session, stage, index_dir, after=upto, upto=top)]
-    if len(segments) > 1 + MAX_DELTA_SEGMENTS:
-        base = segments[0]
-        merged = _write_segment(session, stage, index_dir, after=base.upto, upto=top)
-        segments = [base, merged]
-    return segments
+    keep = _kept(held, count - indexed)
+    return [*keep, _write_segment(session, stage, index_dir,
+                                  after=keep[-1].upto if keep else 0, upto=top)]
+
+
+def _kept(held: list[SegmentInfo], new_rows: int) -> list[SegmentInfo]:
+    """Which of the `held` segments stay as they are when `new_rows` rows are appended; the
+    rest are merged with the new rows into one segment. Merged: the segments at the end that
+    hold fewer rows than everything after them, so that sizes never grow along the list (a
+    query pays one probe per segment, and a small first segment would otherwise stay a probe of
+    its own however large the catalog grows); and, past `MAX_DELTA_SEGMENTS` after the first
+    one, every segment after the first. So a sync writes the new rows plus at most about as
+    many again, never a rebuild of a segment larger than what was added."""
+    start = len(held)
+    tail = new_rows
+    while start > 0 and held[start - 1].rows < tail:
+        start -= 1
+        tail += held[start].rows
+    if start > MAX_DELTA_SEGMENTS:
+        start = 1
+    return held[:start]
 
 
 def sync_index(session: Session, index_dir: Path, *, stages: Sequence[Stage] | None = None,

@@ -44,6 +44,38 @@ def test_new_assets_append_a_segment_and_a_running_matcher_picks_them_up(
     assert first.id != later.id
 
 
+def test_a_larger_append_absorbs_the_smaller_segments_before_it(
+    session: Session, store: BlobStore, home: Path
+) -> None:
+    """Segment sizes never grow along the list: a first segment of one asset is merged into the
+    two appended after it (one probe per stage instead of two), and a later, smaller append
+    is a segment of its own again; every asset is still found."""
+    index_dir = home / "index"
+    photos = [skimage_photo(n) for n in ("coffee.png", "chelsea.png", "astronaut.png",
+                                         "rocket.jpg")]
+    first = add_photo(session, store, photos[0])
+    session.commit()
+    one = sync_index(session, index_dir)
+    assets = [first, *(add_photo(session, store, p) for p in photos[1:3])]
+    session.commit()
+    merged = sync_index(session, index_dir)
+    for stage in ("exact", "hash.pdq", "hash.phash", "local"):
+        (only,) = segments_of(merged, stage)  # one segment: the first was absorbed
+        assert only.after == 0 and only.rows > segments_of(one, stage)[0].rows
+    assets.append(add_photo(session, store, photos[3]))
+    session.commit()
+    grown = sync_index(session, index_dir)
+    for stage in ("exact", "local"):  # one asset after three: appended, the three kept
+        assert segments_of(grown, stage)[:1] == segments_of(merged, stage)
+        assert len(segments_of(grown, stage)) == 2
+    for stage in ("exact", "hash.pdq", "hash.phash", "local"):  # gone once no manifest names it
+        assert not (index_dir / segments_of(one, stage)[0].dir).exists()
+    matcher = Matcher.open(index_dir)
+    for photo, asset in zip(photos, assets, strict=True):
+        query = crop_60(Image.open(photo).convert("RGB"))
+        assert [m.asset_id for m in matcher.match_image(query)][:1] == [asset.id], photo.name
+
+
 def test_a_deleted_asset_rebuilds_its_stages_and_leaves_the_index(
     session: Session, store: BlobStore, home: Path
 ) -> None:
