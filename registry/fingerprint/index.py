@@ -121,8 +121,12 @@ def _plan(session: Session, stage: Stage, index_dir: Path, held: list[SegmentInf
         # Rows it indexed are gone or were replaced: rebuild this stage.
         return [_write_segment(session, stage, index_dir, after=0, upto=top)]
     if top <= upto:
-        return None
-    keep = _kept(held, count - indexed)
+        # Nothing new; an index written before the merge rule still gets its sizes in order.
+        keep = _kept(held[:-1], held[-1].rows)
+        if len(keep) == len(held) - 1:
+            return None
+    else:
+        keep = _kept(held, count - indexed)
     return [*keep, _write_segment(session, stage, index_dir,
                                   after=keep[-1].upto if keep else 0, upto=top)]
 

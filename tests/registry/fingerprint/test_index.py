@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from registry.catalog import BlobStore
 from registry.catalog.models import Asset
-from registry.fingerprint import Matcher, find_in_catalog, index_status, is_fresh, sync_index
+from registry.fingerprint import Matcher, find_in_catalog, index, index_status, is_fresh, sync_index
 from registry.fingerprint.index import read_manifest, segments_of
 from tests.photos import skimage_photo
 from tests.registry.fingerprint.helpers import add_photo
@@ -74,6 +75,28 @@ def test_a_larger_append_absorbs_the_smaller_segments_before_it(
     for photo, asset in zip(photos, assets, strict=True):
         query = crop_60(Image.open(photo).convert("RGB"))
         assert [m.asset_id for m in matcher.match_image(query)][:1] == [asset.id], photo.name
+
+
+def test_an_index_from_before_the_merge_rule_is_put_in_order_by_the_next_sync(
+    session: Session, store: BlobStore, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_dir = home / "index"
+    add_photo(session, store, skimage_photo("coffee.png"))
+    session.commit()
+    sync_index(session, index_dir)
+    for name in ("chelsea.png", "astronaut.png"):
+        add_photo(session, store, skimage_photo(name))
+    session.commit()
+    with monkeypatch.context() as patched:  # the old rule: append, whatever the sizes
+        patched.setattr(index, "_kept", lambda held, new_rows: held)
+        unordered = sync_index(session, index_dir)
+    assert len(segments_of(unordered, "local")) == 2
+    ordered = sync_index(session, index_dir)  # nothing new, but a small first segment
+    assert ordered["serial"] == unordered["serial"] + 1
+    for stage in ("exact", "hash.pdq", "hash.phash", "local"):
+        (only,) = segments_of(ordered, stage)
+        assert only.after == 0 and only.rows == sum(s.rows for s in segments_of(unordered, stage))
+    assert sync_index(session, index_dir)["serial"] == ordered["serial"]  # then at rest
 
 
 def test_a_deleted_asset_rebuilds_its_stages_and_leaves_the_index(
