@@ -81,10 +81,13 @@ def import_step(home: Path, files: list[Path], workers: int) -> dict[str, float]
     for first in range(0, len(files), IMPORT_CHUNK):
         chunk = files[first:first + IMPORT_CHUNK]
         started = time.perf_counter()
-        prepared = prepare_features(chunk, workers=workers)
-        for path, features in zip(chunk, prepared, strict=True):
+        prepared = prepare_features(chunk, workers=workers, max_bytes=options.max_bytes,
+                                    max_pixels=options.max_pixels)
+        for path, ready in zip(chunk, prepared, strict=True):
             result = import_file(factory, store, path, options,
-                                 partial(store_prepared_features, features=features))
+                                 partial(store_prepared_features,
+                                         features=ready.features if ready else None),
+                                 probed=ready.probed if ready else None)
             errors += result.status == "error"
         import_s += time.perf_counter() - started
         print(f"  imported {first + len(chunk)}/{len(files)} "

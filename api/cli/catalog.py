@@ -95,9 +95,10 @@ def import_assets(
         task = bar.add_task("importing", total=len(files), rate="")
         prepared = prepare_features(files, workers=workers, max_bytes=options.max_bytes,
                                     max_pixels=options.max_pixels)
-        for path, features in zip(files, prepared, strict=True):
-            hook = partial(store_prepared_features, features=features)
-            results.append(import_file(reg.factory, reg.store, path, options, hook))
+        for path, ready in zip(files, prepared, strict=True):
+            hook = partial(store_prepared_features, features=ready.features if ready else None)
+            results.append(import_file(reg.factory, reg.store, path, options, hook,
+                                       probed=ready.probed if ready else None))
             rate = len(results) / max(time.monotonic() - started, 1e-6)
             bar.update(task, advance=1, rate=f"{rate:.1f} files/s")
     counts = {s: sum(r.status == s for r in results) for s in ("created", "existing", "error")}

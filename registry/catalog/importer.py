@@ -22,7 +22,7 @@ from registry.catalog.blobs import BlobStore
 from registry.catalog.service import ensure_franchise, ensure_rightsholder, register_asset
 from registry.db import session_scope
 from registry.errors import InvalidInput, RegistryError
-from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Probed
 
 ImportStatus = Literal["created", "existing", "error"]
 # Called after an asset row is flushed, inside the file's transaction (e.g. to fingerprint it).
@@ -127,8 +127,10 @@ def import_file(
     path: Path,
     options: ImportOptions,
     after_register: AfterRegister | None = None,
+    probed: Probed | None = None,
 ) -> ImportResult:
-    """Import one file in its own transaction."""
+    """Import one file in its own transaction (`probed`: a worker's validation of it, see
+    `register_asset`)."""
     label = str(path)
     entry = options.sidecar.get(str(path.resolve()), SidecarEntry())
     try:
@@ -156,6 +158,7 @@ def import_file(
                 max_bytes=options.max_bytes,
                 max_pixels=options.max_pixels,
                 actor=options.actor,
+                probed=probed,
             )
             if created and after_register is not None:
                 after_register(session, asset, data)

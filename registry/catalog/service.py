@@ -19,7 +19,7 @@ from registry.catalog.blobs import BlobStore, sha256_bytes
 from registry.catalog.models import Asset, AssetTag, Franchise, Licence, Rightsholder
 from registry.db import parse_row_id
 from registry.errors import AlreadyExists, Conflict, InvalidInput, NotFound
-from registry.media import probe
+from registry.media import Probed, probe
 from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 MAX_PAGE_SIZE = 500
@@ -199,6 +199,7 @@ def register_asset(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     actor: Actor | str = SYSTEM,
+    probed: Probed | None = None,
 ) -> tuple[Asset, bool]:
     """Validate and register `data` as an asset; returns (asset, created).
 
@@ -206,6 +207,8 @@ def register_asset(
     added to it). Raises AlreadyExists when a concurrent transaction registered the same bytes
     first: roll back and call again to get its asset. Invalid media raises before anything is
     written; the blob written here is removed again if the caller's transaction rolls back.
+    `probed`: a worker's validation of the same bytes (`Probed.vouches_for`), used instead of
+    decoding them again.
     """
     digest = sha256_bytes(data)
     existing = find_asset_by_sha256(session, digest)
@@ -216,7 +219,11 @@ def register_asset(
                 existing.tag_rows.append(AssetTag(tag=tag))
         session.flush()
         return existing, False
-    info = probe(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
+    if probed is not None and probed.vouches_for(digest, max_bytes=max_bytes,
+                                                 max_pixels=max_pixels):
+        info = probed.info
+    else:
+        info = probe(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
     if franchise is not None and franchise.rightsholder_id != rightsholder.id:
         raise Conflict(f"franchise {franchise.name!r} does not belong to {rightsholder.name!r}")
     base = name.replace("\\", "/").rsplit("/", 1)[-1]

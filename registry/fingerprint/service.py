@@ -18,13 +18,14 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from registry.catalog.blobs import BlobStore
+from registry.catalog.blobs import BlobStore, sha256_bytes
 from registry.catalog.models import Asset
 from registry.errors import RegistryError
 from registry.fingerprint.features import AssetFeatures, media_features, path_features
 from registry.fingerprint.matcher import Matcher, MatchResult
 from registry.fingerprint.models import Fingerprint, KeypointSet
-from registry.media import probe
+from registry.media import Probed, probe
+from registry.media.loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 # Below this many files a pool costs more to start than it saves.
 MIN_PARALLEL_FILES = 4
@@ -56,22 +57,33 @@ def store_features(session: Session, asset_id: int, features: AssetFeatures) -> 
     session.flush()
 
 
-def _prepare_job(job: tuple[str, int, int]) -> AssetFeatures | None:
+@dataclass(frozen=True)
+class Prepared:
+    """A file's features and its validation (`Probed`), computed in a worker process ahead of
+    its import transaction."""
+
+    features: AssetFeatures
+    probed: Probed
+
+
+def _prepare_job(job: tuple[str, int, int]) -> Prepared | None:
     path, max_bytes, max_pixels = job
     try:
         data = Path(path).read_bytes()
         info = probe(data, name=path, max_bytes=max_bytes, max_pixels=max_pixels)
-        return media_features(data, name=path, kind=info.kind, max_bytes=max_bytes,
-                              max_pixels=max_pixels)
+        features = media_features(data, name=path, kind=info.kind, max_bytes=max_bytes,
+                                  max_pixels=max_pixels)
+        return Prepared(features, Probed(sha256_bytes(data), info, max_bytes, max_pixels))
     except (RegistryError, OSError):
         return None  # the import itself reports the file's error
 
 
 def prepare_features(paths: Sequence[Path], *, workers: int | None = None,
-                     max_bytes: int = 50 * 1024 * 1024, max_pixels: int = 100_000_000
-                     ) -> Iterator[AssetFeatures | None]:
-    """Features of each file, in order, computed in worker processes (a bulk import's
-    fingerprinting, ahead of its one-file transactions); None where a file could not be
+                     max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
+                     ) -> Iterator[Prepared | None]:
+    """Features and validation of each file, in order, computed in worker processes (a bulk
+    import's fingerprinting and decoding, ahead of its one-file transactions: pass `probed` to
+    `import_file` and `features` to `store_prepared_features`); None where a file could not be
     fingerprinted (the import then reports why, or computes it in line)."""
     jobs = [(str(p), max_bytes, max_pixels) for p in paths]
     count = workers or default_workers()

@@ -61,6 +61,23 @@ class MediaInfo:
     duration_s: float | None = None
 
 
+@dataclass(frozen=True)
+class Probed:
+    """What `probe` found for the bytes of this sha256 under these limits: a bulk import's
+    worker process validated the file (a full decode), so the import's own transaction need not
+    decode it again (`register_asset(probed=)`)."""
+
+    sha256: str
+    info: MediaInfo
+    max_bytes: int
+    max_pixels: int
+
+    def vouches_for(self, sha256: str, *, max_bytes: int, max_pixels: int) -> bool:
+        """True for the same bytes, checked under limits no looser than these."""
+        return (self.sha256 == sha256 and self.max_bytes <= max_bytes
+                and self.max_pixels <= max_pixels)
+
+
 def _name(source: Source, name: str | None) -> str:
     if name:
         return name

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.catalog import BlobStore, ImportOptions, import_paths, list_assets, read_sidecar
+from registry.catalog.importer import import_file
+from registry.catalog.models import Asset
 from registry.errors import InvalidInput
 from tests.factories import snapshot, write_bad_file
 from tests.photos import skimage_photo
@@ -109,3 +113,40 @@ def test_a_malformed_sidecar_names_the_problem(tmp_path: Path) -> None:
     nopath.write_text("file,title\na.png,x\n")
     with pytest.raises(InvalidInput, match="'path' column"):
         read_sidecar(nopath)
+
+
+def test_a_workers_validation_is_used_only_for_the_same_bytes_under_the_same_limits(
+    session_factory: sessionmaker[Session], store: BlobStore, folder: Path
+) -> None:
+    """A bulk import's worker process decoded each file already (`prepare_features`); the
+    import's transaction takes its `Probed` instead of decoding again, but only for the bytes
+    it was made from and limits no looser than the import's: otherwise it decodes them itself.
+    A bad file's worker gives no validation, and the import still reports the file's error."""
+    from registry.fingerprint.service import prepare_features
+
+    write_bad_file(folder, "truncated_jpeg")
+    files = sorted(folder.rglob("*.*"))
+    options = ImportOptions(rightsholder="NW")
+    prepared = list(prepare_features(files, workers=1))
+    assert [p is None for p in prepared] == [f.name == "truncated.jpg" for f in files]
+    coffee = next(p for f, p in zip(files, prepared, strict=True) if f.name == "coffee.png")
+    assert coffee is not None and (coffee.probed.info.width, coffee.probed.info.height) == (
+        600, 400)
+    # Told (falsely) that coffee.png is 7x7: taken as it is, proving no second decode.
+    told = replace(coffee.probed, info=replace(coffee.probed.info, width=7, height=7))
+    looser = replace(told, max_pixels=options.max_pixels + 1)
+    other = replace(told, sha256="0" * 64)
+    for name, probed, size in [("coffee.png", told, (7, 7)), ("coffee.png", looser, (600, 400)),
+                               ("coffee.png", other, (600, 400)),
+                               ("truncated.jpg", None, None)]:
+        with session_factory() as session:  # each case registers the file anew
+            session.execute(delete(Asset))
+            session.commit()
+        result = import_file(session_factory, store, next(f for f in files if f.name == name),
+                             options, probed=probed)
+        if size is None:
+            assert result.status == "error" and "truncated.jpg" in (result.error or "")
+            continue
+        with session_factory() as session:
+            asset = session.get(Asset, result.asset_id)
+            assert asset is not None and (asset.width, asset.height) == size, (name, probed)
