@@ -16,7 +16,7 @@ def test_catalog_front_door() -> None:
 
 def test_media_and_access_front_doors() -> None:
     assert set(registry.media.__all__) == {
-        "IMAGE_FORMATS", "Frame", "MediaInfo", "load_image", "probe", "sample_frames"}
+        "IMAGE_FORMATS", "Frame", "MediaInfo", "Probed", "load_image", "probe", "sample_frames"}
     assert set(registry.access.__all__) == {
         "ApiKey", "ConsoleSession", "Role", "authenticate", "create_api_key", "end_session",
         "find_session", "list_api_keys", "require_role", "revoke_api_key", "start_session"}
