@@ -147,10 +147,6 @@ def tree_quantizer(centroids: np.ndarray, rng: np.random.Generator) -> Any:
     cells = min(cells, leaves)
     top: Any = faiss.IndexBinaryFlat(width * 8)
     top.add(_sample(centroids, cells, rng))
-    # The leaves numbered cell by cell: the lists a query code scans (near leaves, mostly of one
-    # cell) then lie side by side in memory when the index is read back, list by list.
-    _, cell = top.search(centroids, 1)
-    centroids = centroids[np.argsort(cell.ravel(), kind="stable")]
     quantizer: Any = faiss.IndexBinaryIVF(top, width * 8, cells)
     quantizer.is_trained = True
     quantizer.own_fields = True
