@@ -184,13 +184,6 @@ def coarse_tree(index: Any) -> bool:
         faiss.downcast_IndexBinary(index.quantizer), faiss.IndexBinaryIVF)
 
 
-def set_tree_cells(index: Any, cells: int) -> None:
-    """How many of a vocabulary tree's cells (`tree_quantizer`) a query code scans for its
-    nearest leaves (written with the index as `TREE_PROBES`; a query-time choice)."""
-    quantizer = faiss.downcast_IndexBinary(index.quantizer)
-    quantizer.nprobe = min(cells, quantizer.nlist)
-
-
 def memory_bytes(index: Any) -> int:
     """Codes plus, for IVF, the 8-byte id per code and the centroids (and, in an HNSW graph,
     their level-0 links: 2 x neighbours x 4 bytes each; in a vocabulary tree, the centroids'

@@ -85,14 +85,9 @@ ORB_PROBES = 1
 # still read), 8.9 ms per 800-descriptor probe, 18 of 19 candidates kept (build 31.6 s); in a
 # tree of 128 cells 5.8 ms, 19 of 19 (11.7 s). Another run (niced, slower throughout): graph
 # 13.7 ms, 18 of 19; the tree's rule (512 cells) 5.9 ms, 17 of 19; 128 cells 7.2 ms, 19 of 19.
-# Measured on the 100,000-asset bench step's one segment (78.5M real codes, 524,288 lists, 40
-# queries, one thread, bench/RESULTS.md seventh round): 4 lists and 8 cells 16.4 ms per probe
-# (7.6 of it the cells); 2 lists and 4 cells 9.75 ms (4.7), the same 10 voted candidates
-# (of the 16 that 16 lists find); 2 lists and 2 cells 8.2 ms, 7 of 16.
 ORB_TREE_ABOVE_CODES = 4_000_000
 ORB_TREE_CODES_PER_LIST = 128
-ORB_TREE_PROBES = 2
-ORB_TREE_CELLS = 4  # of the tree's cells, scanned per query code for its nearest leaves
+ORB_TREE_PROBES = 4
 _ROWS_PER_BATCH = 500
 
 
@@ -138,8 +133,6 @@ class _Segment:
         self.index = binary.read(folder / "index.faiss", probes=ORB_PROBES)
         if binary.coarse_graph(self.index) or binary.coarse_tree(self.index):
             self.index.nprobe = ORB_TREE_PROBES
-        if binary.coarse_tree(self.index):
-            binary.set_tree_cells(self.index, ORB_TREE_CELLS)
         self.owner = np.load(folder / "owner.npy")
         with np.load(folder / "sets.npz") as z:
             self.set_row = z["set_row"]
