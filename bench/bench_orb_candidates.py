@@ -33,22 +33,35 @@ def voted(dist: np.ndarray, ids: np.ndarray, owner: np.ndarray, sets: int) -> se
     return set(local.best_voted(local.ratio_votes(dist, ids, owner, sets)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def segment_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of the benches over one segment's real codes and the bench's queries."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--segment", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--queries", type=int, default=40)
+    return parser
+
+
+def segment_inputs(segment: Path, data: Path, count: int
+                   ) -> tuple[np.ndarray, int, list[np.ndarray]]:
+    """The segment's code owners (keypoint sets), their number, and `count` bench queries'
+    ORB descriptors."""
+    from bench_orb_index import query_descriptors
+
+    owner = np.load(segment / "owner.npy")
+    return owner, int(owner.max()) + 1, query_descriptors(data, count)
+
+
+def main() -> None:
+    parser = segment_parser(__doc__.splitlines()[0])
     parser.add_argument("--rules", default="graph,tree")
     args = parser.parse_args()
     import faiss
-    from bench_orb_index import query_descriptors
 
     from registry.fingerprint.stages import binary, local
 
     codes = np.load(args.segment / "orb_d.npy")
-    owner = np.load(args.segment / "owner.npy")
-    sets = int(owner.max()) + 1
-    queries = query_descriptors(args.data, args.queries)
+    owner, sets, queries = segment_inputs(args.segment, args.data, args.queries)
     k = local.VOTE_NEIGHBOURS
     faiss.omp_set_num_threads(2)  # the exact search and the builds; probes are timed on one
     flat = faiss.IndexBinaryFlat(codes.shape[1] * 8)

@@ -12,13 +12,10 @@ Run: .venv/bin/python bench/bench_orb_probe.py --segment HOME/index/seg/local-XX
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,23 +23,19 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--segment", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--queries", type=int, default=40)
+    from bench_orb_candidates import segment_inputs, segment_parser, voted
+
+    parser = segment_parser(__doc__.splitlines()[0])
     parser.add_argument("--settings", default="16:8,4:8,2:8,2:4,4:4,2:2")
     args = parser.parse_args()
     import faiss
-    from bench_orb_index import query_descriptors
 
     from registry.fingerprint.stages import binary, local
 
     index = binary.read(args.segment / "index.faiss")
     if not binary.coarse_tree(index):
         raise SystemExit(f"{args.segment}: not a vocabulary-tree segment")
-    owner = np.load(args.segment / "owner.npy")
-    sets = int(owner.max()) + 1
-    queries = query_descriptors(args.data, args.queries)
+    owner, sets, queries = segment_inputs(args.segment, args.data, args.queries)
     faiss.omp_set_num_threads(1)
     cells_index = faiss.downcast_IndexBinary(index.quantizer)
     baseline: list[set[int]] | None = None
@@ -50,8 +43,7 @@ def main() -> None:
         lists, cells = (int(v) for v in setting.split(":"))
         index.nprobe, cells_index.nprobe = lists, cells
         started = time.process_time()
-        got = [set(local.best_voted(local.ratio_votes(*index.search(d, local.VOTE_NEIGHBOURS),
-                                                      owner, sets))) for d in queries]
+        got = [voted(*index.search(d, local.VOTE_NEIGHBOURS), owner, sets) for d in queries]
         ms = 1000 * (time.process_time() - started) / len(queries)
         started = time.process_time()
         for d in queries:
