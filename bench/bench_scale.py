@@ -61,13 +61,12 @@ def import_step(home: Path, files: list[Path], workers: int) -> dict[str, float]
     """Import the files as `clearhouse assets import --workers N` does (features computed in
     worker processes ahead of each file's own register-and-store transaction), then sync the
     index."""
-    from functools import partial
 
     from registry.catalog import BlobStore
-    from registry.catalog.importer import ImportOptions, import_file
+    from registry.catalog.importer import ImportOptions
     from registry.db import make_engine, make_session_factory, migrate
     from registry.fingerprint import sync_index
-    from registry.fingerprint.service import prepare_features, store_prepared_features
+    from registry.fingerprint.service import import_prepared, prepare_features
 
     url = f"sqlite:///{home / 'catalog.db'}"
     migrate(url)
@@ -84,10 +83,7 @@ def import_step(home: Path, files: list[Path], workers: int) -> dict[str, float]
         prepared = prepare_features(chunk, workers=workers, max_bytes=options.max_bytes,
                                     max_pixels=options.max_pixels)
         for path, ready in zip(chunk, prepared, strict=True):
-            result = import_file(factory, store, path, options,
-                                 partial(store_prepared_features,
-                                         features=ready.features if ready else None),
-                                 probed=ready.probed if ready else None)
+            result = import_prepared(factory, store, path, options, ready)
             errors += result.status == "error"
         import_s += time.perf_counter() - started
         print(f"  imported {first + len(chunk)}/{len(files)} "

@@ -23,7 +23,7 @@ from api.cli.context import (
     progress,
 )
 from registry import catalog
-from registry.catalog.importer import ImportOptions, ImportResult, expand_paths, import_file
+from registry.catalog.importer import ImportOptions, ImportResult, expand_paths
 
 assets_app = typer.Typer(help="Register and look up studio assets.", no_args_is_help=True)
 franchises_app = typer.Typer(help="Franchises: groups of assets.", no_args_is_help=True)
@@ -70,10 +70,9 @@ def import_assets(
     """Import files and folders into the catalog (idempotent: same bytes, same asset).
     Fingerprints are computed in worker processes; each file is registered in its own
     transaction."""
-    from functools import partial
 
     from registry.fingerprint import weak_reasons
-    from registry.fingerprint.service import prepare_features, store_prepared_features
+    from registry.fingerprint.service import import_prepared, prepare_features
 
     for path in paths:
         if not path.exists():
@@ -96,9 +95,7 @@ def import_assets(
         prepared = prepare_features(files, workers=workers, max_bytes=options.max_bytes,
                                     max_pixels=options.max_pixels)
         for path, ready in zip(files, prepared, strict=True):
-            hook = partial(store_prepared_features, features=ready.features if ready else None)
-            results.append(import_file(reg.factory, reg.store, path, options, hook,
-                                       probed=ready.probed if ready else None))
+            results.append(import_prepared(reg.factory, reg.store, path, options, ready))
             rate = len(results) / max(time.monotonic() - started, 1e-6)
             bar.update(task, advance=1, rate=f"{rate:.1f} files/s")
     counts = {s: sum(r.status == s for r in results) for s in ("created", "existing", "error")}

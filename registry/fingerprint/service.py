@@ -11,14 +11,16 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from registry.catalog.blobs import BlobStore, sha256_bytes
+from registry.catalog.importer import ImportOptions, ImportResult, import_file
 from registry.catalog.models import Asset
 from registry.errors import RegistryError
 from registry.fingerprint.features import AssetFeatures, media_features, path_features
@@ -102,6 +104,15 @@ def store_prepared_features(session: Session, asset: Asset, data: bytes, *,
         fingerprint_new_asset(session, asset, data)
     else:
         store_features(session, asset.id, features)
+
+
+def import_prepared(factory: sessionmaker[Session], store: BlobStore, path: Path,
+                    options: ImportOptions, ready: Prepared | None) -> ImportResult:
+    """Import one file (`import_file`) with what a worker prepared for it (`prepare_features`):
+    its features and its validation; None: both computed in the file's transaction."""
+    hook = partial(store_prepared_features, features=ready.features if ready else None)
+    return import_file(factory, store, path, options, hook,
+                       probed=ready.probed if ready else None)
 
 
 def fingerprint_new_asset(session: Session, asset: Asset, data: bytes) -> None:
