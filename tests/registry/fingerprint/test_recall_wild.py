@@ -125,6 +125,8 @@ def _query(job: tuple[str, str]) -> tuple[list[tuple[int, str]], float]:
 @dataclass
 class Outcome(RecallOutcome):
     kinds: dict[str, int] = field(default_factory=dict)  # of the right matches
+    # Of a query whose right asset was named lower: the assets named before it.
+    above: dict[str, list[int]] = field(default_factory=dict)
 
 
 def build_catalog(root: Path) -> tuple[dict[Path, int], bytes]:
@@ -156,6 +158,8 @@ def measure(ids: dict[Path, int], pool: ProcessPoolExecutor) -> dict[str, Outcom
             outcome.misses.append(label)
             if any(a == target for a, _ in matches):
                 outcome.ranked_lower.append(label)
+                named = [a for a, _ in matches]
+                outcome.above[label] = named[:named.index(target)]
         outcome.false += [(label, a) for a, _ in matches if a != target]
     return out
 
