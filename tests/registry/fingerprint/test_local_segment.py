@@ -99,3 +99,18 @@ def test_a_large_segment_keeps_its_centroids_in_a_tree_and_still_finds_the_asset
                                       query=True)
         best = index.candidates(query)[0]
         assert int(segment.row_asset[int(segment.set_row[best.set_no])]) == asset.id, path
+
+
+def test_votes_that_agree_on_where_the_asset_lies_are_counted_and_scattered_ones_are_not() -> None:
+    """The shortlist's rank (`local.consistent_votes`): a copy's vote pairs follow one
+    similarity (here rotated 12 degrees, scaled 1.7 and shifted), chance votes land anywhere."""
+    rng = np.random.default_rng(7)
+    asset = rng.uniform(0, 512, (40, 2)).astype(np.float32)
+    angle, scale = np.radians(12), 1.7
+    turn = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    copied = asset[:14] @ turn.T + np.array([90.0, 40.0]) + rng.normal(0, 1.5, (14, 2))
+    scattered = rng.uniform(0, 1024, (26, 2))
+    query = np.vstack([copied, scattered]).astype(np.float32)
+    assert 14 <= local.consistent_votes(asset, query) <= 16
+    assert local.consistent_votes(asset[14:], query[14:]) <= 4
+    assert local.consistent_votes(asset[:2], query[:2]) == 2  # any two pairs fit one
