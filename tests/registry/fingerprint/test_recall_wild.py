@@ -47,6 +47,7 @@ from tests.registry.fingerprint.transforms_wild import (
     Transform,
     has_alpha,
     open_picture,
+    paste_background,
     rng_for,
     wild_transforms,
 )
@@ -92,10 +93,22 @@ def distractor_pictures() -> list[Path]:
     return DISTRACTOR_PHOTOS + [portrait(n) for n in DISTRACTOR_PORTRAITS]
 
 
+def backgrounds() -> list[Path]:
+    """Paintings and photos that art with transparency is pasted over."""
+    return [story(s) for s in STORY_PAINTINGS] + FILLER_PHOTOS
+
+
 def transforms() -> dict[str, Transform]:
     fillers = FILLER_PHOTOS + [portrait(n) for n in DISTRACTOR_PORTRAITS]
-    backgrounds = [story(s) for s in STORY_PAINTINGS] + FILLER_PHOTOS
-    return wild_transforms(fillers, backgrounds)
+    return wild_transforms(fillers, backgrounds())
+
+
+def pasted_over(name: str, path: Path) -> list[Path]:
+    """The painting or photo that transform `name` of the picture at `path` pastes it over
+    (none for the other transforms)."""
+    if name != "paste_over":
+        return []
+    return [paste_background(backgrounds(), rng_for(name, path.name))]
 
 
 _WORKER: tuple[Matcher, dict[str, Transform]] | None = None

@@ -241,13 +241,18 @@ def page(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return canvas
 
 
+def paste_background(backgrounds: Sequence[Path], rng: np.random.Generator) -> Path:
+    """The painting or photo `paste_over` pastes the art over (its first draw of `rng`)."""
+    return backgrounds[int(rng.integers(len(backgrounds)))]
+
+
 def paste_over(backgrounds: Sequence[Path]) -> Transform:
     """Art with transparency pasted at 40-85% of the height of a painting or photo (resized to
     about 1024 px), at any position that keeps it inside."""
     def make(image: Image.Image, rng: np.random.Generator) -> Image.Image:
         if image.mode != "RGBA":
             raise ValueError("paste_over is for art with transparency")
-        bg = Image.open(backgrounds[int(rng.integers(len(backgrounds)))]).convert("RGB")
+        bg = Image.open(paste_background(backgrounds, rng)).convert("RGB")
         bg = ImageOps.fit(bg, (1024, 768), Image.Resampling.BILINEAR)
         height = round(bg.height * rng.uniform(0.40, 0.85))
         art = image.resize((max(1, round(image.width * height / image.height)), height),
