@@ -5,10 +5,12 @@ Root: a working copy kept by `bench/bench_fillers.py --keep-work` (a bench home 
 test's catalog registered in it), or any catalog root holding the test's pictures. For every
 wild transform of every catalog picture (the whole query; collage cells and page windows aside)
 the query's ORB descriptors are searched once per segment with VOTE_K neighbours at each
-`--probes` setting, and each rule counts votes per keypoint set. Per rule: how many queries have
-their right asset among the verified candidates (`local.best_voted`: the 3 best-voted sets with
-at least MIN_VOTES), its median rank, and the votes of the best wrong set on the distractors'
-queries (what an unrelated item would send to verification).
+`--probes` setting (lists scanned per query code), and each rule counts votes per keypoint set;
+the sets it would verify are `local.best_voted` (the 3 best-voted with >= MIN_VOTES). The landed
+rule is the stage's own (`_LocalIndex.candidates`: the shortlist ranked by consistent votes).
+Per rule: how many queries have their right asset among the verified candidates, its median
+rank, and the score of the best set on the distractors' queries (votes, or consistent votes for
+the landed rule: what an unrelated item would send to verification).
 
 Run: .venv/bin/python bench/bench_wild_votes.py --root WORK/wild-fillers [--probes 4,16]
 """
@@ -22,6 +24,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,58 +71,26 @@ def rules() -> dict[str, Rule]:
         finally:
             keypoints.ORB_RATIO = saved
 
-    return {"ratio (landed)": ratio, "ratio 0.9": loose, "nearest, no ratio": nearest,
-            "soft +4": soft(4), "soft +8": soft(8), "rerank 30": ratio, "rerank 100": ratio,
-            "rerank 30 affine": ratio}
+    return {"votes alone (3 best, >= 5 votes)": ratio, "ratio 0.9": loose,
+            "nearest, no ratio": nearest, "soft +4": soft(4), "soft +8": soft(8)}
 
 
-def passed_pairs(dist: np.ndarray, ids: np.ndarray, owner: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(query rows, code ids) of the descriptors that pass the landed ratio test."""
-    from registry.fingerprint import keypoints
-    from registry.fingerprint.stages import local
-
-    k = local.VOTE_NEIGHBOURS
-    dist, ids = dist[:, :k], ids[:, :k]
-    owners = owner[np.clip(ids, 0, None)]
-    first = owners[:, 0]
-    other = np.full(len(first), np.inf, np.float32)
-    for col in range(ids.shape[1] - 1, 0, -1):
-        differs = (owners[:, col] != first) & (ids[:, col] >= 0)
-        other = np.where(differs, dist[:, col], other)
-    ok = ((ids[:, 0] >= 0) & (dist[:, 0] <= local.ORB_MAX_DISTANCE)
-          & (dist[:, 0] < keypoints.ORB_RATIO * other))
-    rows = np.flatnonzero(ok)
-    return rows, ids[rows, 0]
+GEOMETRY = "shortlist ranked by geometry (landed)"
 
 
-def reranked(dist: np.ndarray, ids: np.ndarray, segment: object, query_xy: np.ndarray,
-             shortlist: int, min_votes: int = 3, affine: bool = False) -> np.ndarray:
-    """Per set: inliers of a similarity fitted (RANSAC) to its vote pairs, for the
-    `shortlist` best-voted sets; other sets 0. Plus votes/1000 to break ties."""
-    import cv2
-
-    from registry.fingerprint import keypoints
-
-    owner = segment.owner  # type: ignore[attr-defined]
-    sets = len(segment.set_row)  # type: ignore[attr-defined]
-    rows, codes = passed_pairs(dist, ids, owner)
-    owners = owner[codes]
-    votes = np.bincount(owners, minlength=sets)
-    score = votes / 1000.0
-    top = [s for s in np.argsort(-votes, kind="stable")[:shortlist] if votes[s] >= min_votes]
-    for s in top:
-        mine = owners == s
-        src = np.asarray(segment.orb_xy[np.sort(codes[mine])], np.float32)  # type: ignore
-        order = np.argsort(codes[mine], kind="stable")
-        dst = query_xy[rows[mine][order]].astype(np.float32)
-        fit = cv2.estimateAffine2D if affine else cv2.estimateAffinePartial2D
-        model, mask = fit(src, dst, method=cv2.RANSAC,
-                          ransacReprojThreshold=keypoints.GATE_REPROJ_PX,
-                          maxIters=200, confidence=0.99)
-        inliers = 0 if model is None or mask is None else int(mask.sum())
-        score[s] = inliers + votes[s] / 1000.0
-    return score
+def geometry_scores(index: Any, query: Any) -> tuple[set[int], dict[int, float]]:
+    """The stage's own rule (`_LocalIndex.candidates`): the assets it verifies, and per
+    shortlisted asset its consistent votes (plus votes / 1000, to break ties)."""
+    chosen = {int(c.segment.row_asset[c.segment.set_row[c.set_no]])
+              for c in index.candidates(query)}
+    scores: dict[int, float] = {}
+    for segment in index.segments:
+        if segment.index.ntotal == 0:
+            continue
+        for c in segment.shortlist(query, 1):
+            asset = int(segment.row_asset[segment.set_row[c.set_no]])
+            scores[asset] = max(scores.get(asset, 0.0), c.consistent + c.votes / 1000)
+    return chosen, scores
 
 
 def main() -> None:
@@ -171,31 +142,28 @@ def main() -> None:
             for p in probes:
                 per_rule: dict[str, dict[int, float]] = defaultdict(dict)
                 chosen: dict[str, set[int]] = defaultdict(set)
+                saved = [getattr(seg.index, "nprobe", None) for seg in index.segments]
                 for segment in index.segments:
+                    if hasattr(segment.index, "nprobe"):
+                        segment.index.nprobe = p
                     if segment.index.ntotal == 0 or len(query) < 8:
                         continue
-                    saved = getattr(segment.index, "nprobe", None)
-                    if saved is not None:
-                        segment.index.nprobe = p
                     k = min(VOTE_K, int(segment.index.ntotal))
                     dist, nn = segment.index.search(query.descriptors, k)
-                    if saved is not None:
-                        segment.index.nprobe = saved
                     for rule, vote in the_rules.items():
-                        if rule.startswith("rerank"):
-                            votes = reranked(dist, nn, segment, query.xy,
-                                             int(rule.split()[1]), affine="affine" in rule)
-                            best = local.best_voted(votes, min_votes=3)
-                        else:
-                            votes = vote(dist, nn, segment.owner, len(segment.set_row))
-                            best = local.best_voted(votes)
+                        votes = vote(dist, nn, segment.owner, len(segment.set_row))
                         chosen[rule] |= {int(segment.row_asset[segment.set_row[s]])
-                                         for s in best}
+                                         for s in local.best_voted(votes)}
                         by_asset = per_rule[rule]
                         for s in np.flatnonzero(votes):
                             asset = int(segment.row_asset[segment.set_row[s]])
                             by_asset[asset] = max(by_asset.get(asset, 0), float(votes[s]))
-                for rule in the_rules:
+                if len(query) >= 8:
+                    chosen[GEOMETRY], per_rule[GEOMETRY] = geometry_scores(index, query)
+                for segment, was in zip(index.segments, saved, strict=True):
+                    if was is not None:
+                        segment.index.nprobe = was
+                for rule in [*the_rules, GEOMETRY]:
                     by_asset = per_rule[rule]
                     if target is None:
                         noise[(p, rule)].append(max(by_asset.values(), default=0.0))
