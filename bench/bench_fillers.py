@@ -155,7 +155,8 @@ def wild_test() -> Test:
 
     if not art_available():
         sys.exit("game art missing: run `make test-art`")
-    labels = {f"{p.parent.name}/{p.stem}": p for p in wild.catalog_pictures()}
+    labels = {f"{p.parent.name}/{p.stem}": p
+              for p in wild.catalog_pictures() + wild.distractor_pictures()}
     return Test(
         "wild", wild.catalog_pictures,
         lambda: (wild.catalog_pictures() + wild.distractor_pictures() + wild.FILLER_PHOTOS
