@@ -149,7 +149,7 @@ class Test:
 
 
 def wild_test() -> Test:
-    from tests.art import STORY_PAINTINGS, art_available, story
+    from tests.art import art_available
     from tests.registry.fingerprint import test_recall_wild as wild
     from tests.registry.fingerprint.transforms_wild import TARGET
 
@@ -159,8 +159,7 @@ def wild_test() -> Test:
               for p in wild.catalog_pictures() + wild.distractor_pictures()}
     return Test(
         "wild", wild.catalog_pictures,
-        lambda: (wild.catalog_pictures() + wild.distractor_pictures() + wild.FILLER_PHOTOS
-                 + [story(s) for s in STORY_PAINTINGS]),
+        lambda: wild.catalog_pictures() + wild.distractor_pictures() + wild.backgrounds(),
         wild._init, wild.measure, wild.ACHIEVED, lambda _name: TARGET,
         lambda name, label: wild.pasted_over(name, labels[label]) if label in labels else [])
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import pickle
 import sys
 from collections import defaultdict
 from collections.abc import Callable
@@ -116,8 +117,6 @@ def main() -> None:
 
     faiss.omp_set_num_threads(1)
     ids, state = photo_catalog(args.root, wild.catalog_pictures())
-    import pickle
-
     matcher = pickle.loads(state)
     index = matcher._indexes["local"]
     table = wild.transforms()
